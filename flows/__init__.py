@@ -1,0 +1,10 @@
+"""One Prefect flow per pipeline stage; ``python -m flows.<stage>`` is each DVC stage's command."""
+import os
+from pathlib import Path
+
+_PROJECT = Path(__file__).resolve().parent.parent
+# Prefect reads PREFECT_HOME at import: keep its database in the project, not in ~/.prefect,
+# where another Prefect version's migrations would break this one.
+os.environ.setdefault("PREFECT_HOME", str(_PROJECT / ".prefect"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")

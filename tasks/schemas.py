@@ -1,0 +1,136 @@
+"""Pandera contracts of every table that crosses a stage boundary (checked on write and on read).
+
+>>> import pandas as pd
+>>> Markers.validate(pd.DataFrame({"cell_type": ["B"], "gene": ["CD79A"], "rank": [1],
+...                                "score": [9.1], "logfoldchange": [3.2]})).shape
+(1, 5)
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandera.pandas as pa
+from pandera.typing import Series
+
+DNA_ALPHABET = frozenset("ACGTN")
+PROTEIN_ALPHABET = frozenset("ACDEFGHIKLMNPQRSTVWYXBZUO")
+
+
+class _Strict(pa.DataFrameModel):
+    class Config:
+        strict = True
+        coerce = True
+
+
+# --- corpus -------------------------------------------------------------------------------------
+
+class HpoTerms(_Strict):
+    id: Series[str] = pa.Field(unique=True, str_matches=r"^HP:\d{7}$")
+    name: Series[str]
+    definition: Series[str]
+    synonyms: Series[object]  # list[str]
+    parents: Series[object]  # list[str] of HP ids; empty only for the root
+
+
+class DiseasePhenotypes(_Strict):
+    disease_id: Series[str] = pa.Field(str_matches=r"^(OMIM|ORPHA):\d+$")
+    source: Series[str] = pa.Field(isin=["OMIM", "ORPHA"])
+    disease_name: Series[str]
+    hpo_id: Series[str] = pa.Field(str_matches=r"^HP:\d{7}$")
+
+
+class GenePhenotypes(_Strict):
+    gene_symbol: Series[str]
+    gene_id: Series[int]
+    hpo_id: Series[str] = pa.Field(str_matches=r"^HP:\d{7}$")
+
+
+class DiseaseGenes(_Strict):
+    disease_id: Series[str] = pa.Field(str_matches=r"^(OMIM|ORPHA):\d+$")
+    gene_symbol: Series[str]
+
+
+class Motifs(_Strict):
+    motif_id: Series[str] = pa.Field(unique=True)
+    tf_name: Series[str]
+    tf_class: Series[str]
+    tf_family: Series[str]
+    length: Series[int] = pa.Field(gt=0)
+    pfm: Series[object]  # list of positions, each [A, C, G, T] counts
+
+    @pa.check("pfm", name="pfm columns sum to one count per position")
+    def _pfm_consistent(cls, pfm: Series[object]) -> Series[bool]:
+        def ok(m) -> bool:
+            arr = np.asarray([list(row) for row in m], dtype=float)
+            sums = arr.sum(axis=1)
+            return arr.ndim == 2 and arr.shape[1] == 4 and (arr >= 0).all() and \
+                np.allclose(sums, sums[0], rtol=0.02, atol=1.0)
+        return pfm.map(ok)
+
+
+class ProteinFamilies(_Strict):
+    name: Series[str] = pa.Field(unique=True)
+    accession: Series[str]
+    description: Series[str]
+    length: Series[int] = pa.Field(gt=0)
+    hmm_file: Series[str]
+
+
+class PerturbPairs(_Strict):
+    cell_line: Series[str]
+    task: Series[str] = pa.Field(isin=["de", "dir"])
+    pert: Series[str]
+    gene: Series[str]
+    label: Series[int] = pa.Field(isin=[0, 1])
+    split: Series[str] = pa.Field(isin=["train", "test"])
+
+
+class Markers(_Strict):
+    cell_type: Series[str]
+    gene: Series[str]
+    rank: Series[int] = pa.Field(ge=1)
+    score: Series[float]
+    logfoldchange: Series[float] = pa.Field(nullable=True)
+
+
+class Documents(_Strict):
+    doc_id: Series[str] = pa.Field(unique=True)
+    source: Series[str]
+    title: Series[str]
+    text: Series[str] = pa.Field(str_length={"min_value": 1})
+    n_words: Series[int] = pa.Field(ge=1)
+
+
+# --- textify ------------------------------------------------------------------------------------
+
+class CellSentences(pa.DataFrameModel):
+    """One row per cell that passed QC; obs columns named in params are carried as extra columns."""
+
+    cell_id: Series[str] = pa.Field(unique=True)
+    label: Series[str] = pa.Field(nullable=True)
+    n_genes: Series[int] = pa.Field(ge=0)
+    total_counts: Series[float] = pa.Field(ge=0)
+    cell_sentence: Series[str] = pa.Field(str_startswith="<cell>", str_endswith="</cell>")
+
+    class Config:
+        strict = False
+        coerce = True
+
+
+class DnaWindows(_Strict):
+    window_id: Series[str] = pa.Field(unique=True)
+    record_id: Series[str]
+    source_file: Series[str]
+    start: Series[int] = pa.Field(ge=0)
+    end: Series[int] = pa.Field(gt=0)
+    gc: Series[float] = pa.Field(ge=0, le=1)
+    sequence: Series[str] = pa.Field(str_matches=r"^[ACGTN]+$")
+    text: Series[str] = pa.Field(str_startswith="<dna>", str_endswith="</dna>")
+
+
+class ProteinSequences(_Strict):
+    protein_id: Series[str] = pa.Field(unique=True)
+    source_file: Series[str]
+    description: Series[str]
+    length: Series[int] = pa.Field(gt=0)
+    sequence: Series[str] = pa.Field(str_matches=r"^[ACDEFGHIKLMNPQRSTVWYXBZUO]+$")
+    text: Series[str] = pa.Field(str_startswith="<protein>", str_endswith="</protein>")
