@@ -55,15 +55,15 @@ class Motifs(_Strict):
     tf_class: Series[str]
     tf_family: Series[str]
     length: Series[int] = pa.Field(gt=0)
-    pfm: Series[object]  # list of positions, each [A, C, G, T] counts
+    pfm: Series[object]  # list of positions, each [A, C, G, T] frequencies summing to 1
+    counts_consistent: Series[bool]  # raw JASPAR counts summed to the same total at every position
 
-    @pa.check("pfm", name="pfm columns sum to one count per position")
-    def _pfm_consistent(cls, pfm: Series[object]) -> Series[bool]:
+    @pa.check("pfm", name="pfm rows are ACGT frequencies summing to 1")
+    def _pfm_frequencies(cls, pfm: Series[object]) -> Series[bool]:
         def ok(m) -> bool:
             arr = np.asarray([list(row) for row in m], dtype=float)
-            sums = arr.sum(axis=1)
-            return arr.ndim == 2 and arr.shape[1] == 4 and (arr >= 0).all() and \
-                np.allclose(sums, sums[0], rtol=0.02, atol=1.0)
+            return arr.ndim == 2 and arr.shape[1] == 4 and bool((arr >= 0).all()) and \
+                bool(np.allclose(arr.sum(axis=1), 1.0, atol=1e-6))
         return pfm.map(ok)
 
 

@@ -46,7 +46,8 @@ def _validate(df: pd.DataFrame, schema: Any, file: Path) -> pd.DataFrame:
         where = "table"
         if rows is not None and "index" in getattr(rows, "columns", []) and len(rows):
             where = f"row {rows['index'].iloc[0]}"
-        raise InputError(file, where, f"schema {schema.__name__}: {err}".splitlines()[0]) from None
+        message = f"schema {schema.__name__}: {str(err).splitlines()[0]}"
+        raise InputError(file, where, message[:300] + ("..." if len(message) > 300 else "")) from None
 
 
 def write_table(df: pd.DataFrame, path: str | Path, schema: Any) -> pd.DataFrame:

@@ -1,0 +1,53 @@
+import pandas as pd
+import pytest
+
+from tasks.errors import InputError
+from tasks.schemas import Markers
+from tasks.storage import atomic_path, read_table, write_table
+
+
+def _markers(n=2):
+    return pd.DataFrame({"cell_type": ["B"] * n, "gene": [f"G{i}" for i in range(n)],
+                         "rank": range(1, n + 1), "score": 1.0, "logfoldchange": 0.5})
+
+
+def test_roundtrip(tmp_path):
+    write_table(_markers(), tmp_path / "m.parquet", Markers)
+    assert read_table(tmp_path / "m.parquet", Markers).equals(_markers().astype({"rank": "int64"}))
+
+
+def test_schema_violation_names_file_and_row_and_keeps_old_output(tmp_path):
+    path = tmp_path / "m.parquet"
+    write_table(_markers(), path, Markers)
+    before = path.read_bytes()
+    bad = _markers(3)
+    bad.loc[2, "rank"] = 0
+    with pytest.raises(InputError, match=r"m\.parquet: row 2: schema Markers"):
+        write_table(bad, path, Markers)
+    assert path.read_bytes() == before
+
+
+def test_interrupted_write_leaves_previous_file(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(path) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_folder_replace(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "stale.parquet").write_text("x")
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        (tmp / "new.parquet").write_text("y")
+    assert sorted(p.name for p in folder.iterdir()) == ["new.parquet"]
+
+
+def test_missing_input_is_one_line(tmp_path):
+    with pytest.raises(InputError, match="missing: run the stage"):
+        read_table(tmp_path / "nope.parquet", Markers)
