@@ -1,0 +1,83 @@
+"""Run GPU work in a child process through ``accelerate launch``, holding a GPU slot meanwhile.
+
+A child process frees all accelerator memory when it exits, and the same command scales from one
+CPU process to several GPUs or nodes by swapping the accelerate config file (``configs/accelerate``).
+GPU slots are a Prefect global concurrency limit named ``gpu`` (one slot per GPU; created by
+``make gpu-slots``); CPU runs take no slot.
+
+>>> accelerate_command("tasks.train", ["--stage", "sft"], num_processes=2, cpu=True)[3:]
+['--num_processes', '2', '--cpu', '--main_process_port', '0', '-m', 'tasks.train', '--stage', 'sft']
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+GPU_LIMIT = "gpu"
+
+
+class LaunchError(RuntimeError):
+    """The child process failed; the message carries the tail of its output."""
+
+
+def accelerate_command(module: str, args: list[str], num_processes: int = 1,
+                       config_file: str | None = None, cpu: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    if config_file:
+        cmd += ["--config_file", config_file]
+    else:
+        cmd += ["--num_processes", str(num_processes)]
+        if cpu:
+            cmd += ["--cpu"]
+        # Port 0 lets the OS pick a free port, so two launches on one machine never collide.
+        cmd += ["--main_process_port", "0"]
+    return cmd + ["-m", module, *args]
+
+
+@contextmanager
+def gpu_slots(count: int, timeout_seconds: float | None = None) -> Iterator[None]:
+    """Hold ``count`` slots of the Prefect ``gpu`` limit (released on success or failure)."""
+    if count <= 0:
+        with nullcontext():
+            yield
+        return
+    from prefect.concurrency.sync import concurrency
+
+    with concurrency(GPU_LIMIT, occupy=count, timeout_seconds=timeout_seconds, strict=True):
+        yield
+
+
+def launch(module: str, args: list[str], *, num_processes: int = 1, config_file: str | None = None,
+           gpus: int = 0, log_file: str | Path | None = None, env: dict[str, str] | None = None) -> None:
+    """Run ``module`` under accelerate; stream its output; raise LaunchError with the tail on failure."""
+    cmd = accelerate_command(module, args, num_processes, config_file, cpu=gpus == 0)
+    child_env = {**os.environ, **(env or {})}
+    # The child imports the project from the same folder as the parent, whatever its cwd.
+    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), child_env.get("PYTHONPATH")]))
+    tail: deque[str] = deque(maxlen=40)
+    log = open(log_file, "a") if log_file else None
+    with gpu_slots(gpus):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=child_env, bufsize=1)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                tail.append(line)
+                if log:
+                    log.write(line)
+            code = proc.wait()
+        except BaseException:
+            proc.kill()  # a cancelled flow must not leave a trainer holding the GPU
+            proc.wait()
+            raise
+        finally:
+            if log:
+                log.close()
+    if code != 0:
+        raise LaunchError(f"{module} exited with code {code}:\n" + "".join(tail))
