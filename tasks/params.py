@@ -71,9 +71,11 @@ class Cells(Section):
     min_genes: int = Field(0, ge=0, description="QC: cells with fewer expressed genes are dropped.")
     min_counts: float = Field(0, ge=0, description="QC: cells with fewer total counts are dropped.")
     max_mito_fraction: float = Field(1.0, ge=0, le=1, description="QC: MT- fraction ceiling.")
+    mito_prefix: str = Field("MT-", description="Gene-name prefix of mitochondrial genes (mt- in mouse).")
     target_sum: float = Field(1e4, gt=0, description="normalize_total target before log1p.")
     chunk_size: int = Field(20000, gt=0, description="Cells read per chunk from a backed file.")
-    on_bad_record: BadRecord = "error"
+    on_bad_record: BadRecord = Field("error", description="Cells with NaN/inf/negative values or "
+                                     "no expressed gene: fail the stage, or drop them with a count.")
 
 
 class Dna(Section):
@@ -81,14 +83,18 @@ class Dna(Section):
     window: int = Field(256, gt=0, description="Window length in bases.")
     stride: int = Field(256, gt=0, description="Step between window starts.")
     min_window: int = Field(64, gt=0, description="A shorter last window is dropped.")
-    max_windows_per_record: int = Field(200, gt=0)
-    on_bad_record: BadRecord = "error"
+    max_windows_per_record: int = Field(200, gt=0, description="Later windows of a record are skipped.")
+    max_n_fraction: float = Field(0.5, ge=0, le=1, description="Windows with more N (unknown bases) "
+                                  "are skipped with a count (assembly gaps).")
+    on_bad_record: BadRecord = Field("error", description="Records with a letter outside ACGTN, "
+                                     "empty or duplicate ids: fail the stage, or drop them with a count.")
 
 
 class Proteins(Section):
     sources: list[str] = Field(description="FASTA files or folders; pkg:relpath for shipped data.")
     max_length: int = Field(2000, gt=0, description="Longer sequences are dropped with a count.")
-    on_bad_record: BadRecord = "error"
+    on_bad_record: BadRecord = Field("error", description="Records with a letter outside the amino "
+                                     "acid alphabet, empty or duplicate ids: fail, or drop with a count.")
 
 
 class Textify(Section):

@@ -103,7 +103,11 @@ class Documents(_Strict):
 # --- textify ------------------------------------------------------------------------------------
 
 class CellSentences(pa.DataFrameModel):
-    """One row per cell that passed QC; obs columns named in params are carried as extra columns."""
+    """One row per cell that passed QC; obs columns named in params are carried as ``obs_<key>``.
+
+    ``n_genes`` counts expressed genes (value > 0) and ``total_counts`` sums the values read,
+    both before normalisation; the sentence holds at most ``top_k`` of those genes.
+    """
 
     cell_id: Series[str] = pa.Field(unique=True)
     label: Series[str] = pa.Field(nullable=True)
@@ -117,7 +121,9 @@ class CellSentences(pa.DataFrameModel):
 
 
 class DnaWindows(_Strict):
-    window_id: Series[str] = pa.Field(unique=True)
+    """One row per window; ``gc`` is the G+C fraction of the window's known (non-N) bases."""
+
+    window_id: Series[str] = pa.Field(unique=True)  # <source_file>:<record_id>:<start>-<end>
     record_id: Series[str]
     source_file: Series[str]
     start: Series[int] = pa.Field(ge=0)
@@ -128,7 +134,10 @@ class DnaWindows(_Strict):
 
 
 class ProteinSequences(_Strict):
-    protein_id: Series[str] = pa.Field(unique=True)
+    """One row per protein; record ids need only be unique within their file."""
+
+    protein_id: Series[str] = pa.Field(unique=True)  # <source_file>:<record_id>
+    record_id: Series[str]
     source_file: Series[str]
     description: Series[str]
     length: Series[int] = pa.Field(gt=0)
