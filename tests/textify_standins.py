@@ -57,7 +57,8 @@ def dna_windows(window: int = 256, per_record: int = 20) -> pd.DataFrame:
             for start in range(0, len(seq) - 64 + 1, window)[:per_record]:
                 w = seq[start:start + window]
                 acgt = sum(w.count(b) for b in "ACGT")
-                rows.append({"window_id": f"{record.id}:{start}-{start + len(w)}", "record_id": record.id,
+                rows.append({"window_id": f"{path.name}:{record.id}:{start}-{start + len(w)}",
+                             "record_id": record.id,
                              "source_file": path.name, "start": start, "end": start + len(w),
                              "gc": (w.count("G") + w.count("C")) / max(acgt, 1), "sequence": w,
                              "text": f"<dna>{w}</dna>"})
@@ -71,7 +72,8 @@ def protein_sequences(max_length: int = 2000) -> pd.DataFrame:
         for record in _fasta(path):
             seq = str(record.seq).upper().rstrip("*")
             if 0 < len(seq) <= max_length and set(seq) <= schemas.PROTEIN_ALPHABET:
-                rows.append({"protein_id": record.id, "source_file": path.name,
+                rows.append({"protein_id": f"{path.name}:{record.id}", "record_id": record.id,
+                             "source_file": path.name,
                              "description": record.description, "length": len(seq), "sequence": seq,
                              "text": f"<protein>{seq}</protein>"})
     return pd.DataFrame(rows).drop_duplicates("protein_id")
