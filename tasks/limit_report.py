@@ -135,7 +135,7 @@ def report_markdown(results: Mapping[str, list[dict]], skipped: Mapping[str, str
             if d is not None:
                 lines.append(f"- Extrapolated, the fit reaches `{name}`'s {n_docs} documents at about d = {d}: "
                              "free vectors of that size could represent its pairs, so a trained embedder's low "
-                             "recall there at larger d is a failure of the model, not of the dimension alone.")
+                             "zero-shot recall there at larger d points at what the model learned, not at d alone.")
     lines += ["", "What this does not mean: the free-embedding n is what one optimiser found (a lower bound "
               "on what is representable), the fit is an extrapolation from small d, and recall on a "
               "synthetic set of attribute look-ups does not predict recall on natural queries."]
