@@ -71,13 +71,13 @@ def training_cells(problems: pd.DataFrame) -> pd.DataFrame:
     return cells.drop_duplicates("cell_id", ignore_index=True)
 
 
-def test_entities(problems: pd.DataFrame) -> set[str]:
+def held_out_entities(problems: pd.DataFrame) -> set[str]:
     return set(problems.loc[problems["split"] == "test", "entity"])
 
 
 def training_pairs(perturbqa: pd.DataFrame, problems: pd.DataFrame) -> pd.DataFrame:
     """PerturbQA training pairs whose perturbation (cell line, knockdown) is not a test entity."""
-    held_out = test_entities(problems)
+    held_out = held_out_entities(problems)
     train = perturbqa[perturbqa["split"] == "train"]
     entity = "perturbation:" + train["cell_line"] + ":" + train["pert"]
     return train[~entity.isin(held_out)].reset_index(drop=True)
