@@ -36,6 +36,27 @@ def wrong_answer(row, classes: list[str], rng: np.random.Generator) -> str | Non
     return str(rng.choice(others)) if others else None
 
 
+def _gene_group(row) -> str | None:
+    if not row["family"].startswith("perturb_"):
+        return None
+    ev = json.loads(row["evidence"])
+    return f"{row['family']}:{ev['cell_line']}:{ev['gene']}"
+
+
+def per_gene_auroc(df: pd.DataFrame) -> dict[str, float]:
+    """PerturbQA's metric: AUROC per downstream gene over its test pairs, averaged per family."""
+    from sklearn.metrics import roc_auc_score
+
+    pert = df[df["group"].notna()].copy()
+    pert["p_positive"] = np.where(pert["positive"], pert["right"], pert["wrong"])
+    out = {}
+    for family, rows in pert.groupby("family"):
+        aucs = [roc_auc_score(g["positive"], g["p_positive"]) for _, g in rows.groupby("group")
+                if g["positive"].nunique() == 2]
+        out[family] = round(float(np.mean(aucs)), 3) if aucs else float("nan")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--problems", default="data/problems/problems.parquet")
@@ -73,7 +94,8 @@ def main() -> None:
         if right_r is None or wrong_r is None:
             continue
         records.append({"family": row["family"], "verifier": name, "answer_type": row["answer_type"],
-                        "right": right_r, "wrong": wrong_r, "seconds": (time.time() - t) / 2})
+                        "right": right_r, "wrong": wrong_r, "seconds": (time.time() - t) / 2,
+                        "positive": row["answer"] in ("yes", "up"), "group": _gene_group(row)})
     df = pd.DataFrame(records)
     summary = df.groupby(["verifier", "family"]).agg(
         n=("right", "size"), mean_right=("right", "mean"), mean_wrong=("wrong", "mean"),
@@ -81,6 +103,7 @@ def main() -> None:
         ms_per_call=("seconds", lambda s: 1000 * s.mean())).round(3)
     print(f"split={args.split}  problems scored={len(df)}")
     print(summary.to_string())
+    print("PerturbQA per-gene AUROC of P(yes/up):", per_gene_auroc(df))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         summary.reset_index().to_csv(args.out, index=False)
