@@ -220,12 +220,39 @@ class Limit(Section):
     free: LimitFree = LimitFree()
 
 
+VerifierName = Literal["correctness", "format", "length", "repetition", "cell_type", "tf_binding",
+                       "protein_family", "phenotype", "perturbation"]
+
+
+class Verifiers(Section):
+    """Reward functions of GRPO and their composition (see tasks/verifiers/compose.py)."""
+
+    weights: dict[VerifierName, float] = Field(
+        description="Weight of each verifier in the composed reward; a verifier left out is not used.")
+    normalise_per_group: bool = Field(
+        False, description="Standardise each verifier within its GRPO group before the weighted sum.")
+    think_tag: str = Field("think", description="Tag of the reasoning block.")
+    answer_tag: str = Field("answer", description="Tag of the answer block (Biomni: solution).")
+    length_budget: int = Field(512, gt=0, description="Completion tokens before the length penalty starts.")
+    repetition_ngram: int = Field(4, gt=0, description="Word n-gram size for the repetition penalty.")
+    motif_background: Literal["uniform", "gc"] = Field(
+        "gc", description="PSSM background: uniform, or the DNA window's own GC content.")
+    score_temperature: float = Field(
+        1.0, gt=0, description="Flattens the posterior over choices from PSSM/HMMER log2 odds (1 = Bayes).")
+    phenotype_method: Literal["graphic", "resnik", "lin", "jc", "rel", "ic"] = Field(
+        "graphic", description="pyhpo term similarity for patient vs disease/gene phenotype sets.")
+    cell_type_c: float = Field(1.0, gt=0, description="Inverse L2 strength of the cell-type classifier.")
+    perturbation_prior_strength: float = Field(
+        10.0, gt=0, description="Pseudo-pairs shrinking PerturbQA rates towards the line's base rate.")
+
+
 class Params(Section):
     base: Base = Base()
     corpus: Corpus | None = None
     textify: Textify | None = None
     problems: Problems | None = None
     limit: Limit | None = None
+    verifiers: Verifiers | None = None
 
     def section_hash(self, name: str) -> str:
         """Short hash of one stage's resolved params, for run tags and cache keys."""
