@@ -215,8 +215,9 @@ def rank_cells(x: sp.csr_matrix, tie_rank: np.ndarray, top_k: int, *, target_sum
     mito_weight = np.zeros(x.shape[1]) if is_mito is None else np.asarray(is_mito, np.float64)
     tie_rank = np.asarray(tie_rank, np.int64)
     out = _rank_rows(x.data, x.data.view(np.uint32), x.indices, x.indptr, mito_weight, tie_rank,
-                     np.argsort(tie_rank), top_k, min_genes, min_counts, max_mito_fraction,
-                     target_sum, 8 * numba.get_num_threads())  # (a call inside would stop caching)
+                     np.argsort(tie_rank), int(top_k), int(min_genes), float(min_counts),
+                     float(max_mito_fraction), float(target_sum),
+                     8 * numba.get_num_threads())  # (a call inside the kernel would stop caching)
     return RankedCells(*out)
 
 
@@ -434,7 +435,8 @@ def iter_cell_tables(cm: CellMatrix, cfg: Cells, seed: int, counts: CellCounts,
     if not is_mito.any():  # a panel without mitochondrial genes cannot fail the mito filter
         cfg = cfg.model_copy(update={"max_mito_fraction": 1.0})
     starts = range(0, cm.n_cells, cfg.chunk_size)
-    for start in tqdm(starts, desc="cells", unit="chunk", disable=not progress):
+    # disable=None: a bar on a terminal only, so logs and one-line errors stay clean
+    for start in tqdm(starts, desc="cells", unit="chunk", disable=None if progress else True):
         x = cm.rows(start, min(start + cfg.chunk_size, cm.n_cells))
         yield textify_chunk(x, start, cm, cfg, tie_rank, gene_names, is_mito, counts)
 
