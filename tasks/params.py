@@ -97,10 +97,69 @@ class Textify(Section):
     proteins: Proteins
 
 
+class Variant(Section):
+    fraction: float = Field(1.0, ge=0, description="Steps kept (short, no_reason) or added relative "
+                                                   "to the gold length (long, redundant).")
+    reward: float = Field(description="Fixed reward of this variant for offline multi-trace GRPO.")
+
+
+class Variants(Section):
+    """BiomniGEM's stated ratios and rewards (the paper's text, not its released code)."""
+
+    gold: Variant = Variant(fraction=1.0, reward=1.0)
+    short: Variant = Variant(fraction=0.6, reward=0.5)
+    long: Variant = Variant(fraction=0.3, reward=0.5)
+    redundant: Variant = Variant(fraction=0.3, reward=0.7)
+    no_reason: Variant = Variant(fraction=0.2, reward=0.2)
+    negative: Variant = Variant(fraction=1.0, reward=-1.0)
+
+
+class Rag(Section):
+    enabled: bool = Field(False, description="Add top-k corpus passages to the teacher's prompt.")
+    retriever: Literal["bm25", "dense", "hybrid"] = Field("bm25", description="tasks/retrieval.py retriever.")
+    embedder: str = Field("all-MiniLM-L6-v2", description="sentence-transformers model for dense/hybrid.")
+    k: int = Field(3, gt=0, description="Passages per problem.")
+    max_chars: int = Field(600, gt=0, description="Each passage is cut to this many characters.")
+
+
+class Annotate(Section):
+    teacher: Literal["offline", "openai", "vllm"] = Field(
+        "offline", description="offline: knowledge-grounded rationales from the evidence; openai: an "
+                               "OpenAI-compatible endpoint; vllm: an in-process vLLM engine.")
+    endpoint: str = Field("http://127.0.0.1:8000/v1", description="Base URL of the OpenAI-compatible teacher.")
+    model: str = Field("offline-knowledge-grounded",
+                       description="Model name at the endpoint, or the model folder for vllm.")
+    api_key_env: str | None = Field(None, description="NAME of the environment variable holding the "
+                                                      "API key (never the key itself).")
+    concurrency: int = Field(8, gt=0, description="Requests in flight to the endpoint.")
+    timeout_s: float = Field(120.0, gt=0, description="Wall-clock limit of one request.")
+    max_retries: int = Field(4, ge=0, description="Retries on 429/5xx/timeouts, exponential backoff.")
+    backoff_s: float = Field(1.0, ge=0, description="First backoff; doubles per retry (full jitter).")
+    temperature: float = Field(0.7, ge=0, description="Teacher sampling temperature.")
+    max_tokens: int = Field(1024, gt=0, description="Teacher reply limit in tokens.")
+    max_parse_retries: int = Field(2, ge=0, description="Re-asks after a reply that does not parse.")
+    min_steps: int = Field(2, gt=0, description="A trace needs at least this many steps.")
+    solver: Literal["checker", "teacher", "openai"] = Field(
+        "checker", description="checker: re-derives the answer from the evidence the steps cite; "
+                               "teacher: the teacher's backend; openai: the solver_* endpoint.")
+    solver_endpoint: str | None = Field(None, description="Base URL of the solver when solver=openai.")
+    solver_model: str | None = Field(None, description="Solver model name when solver=openai.")
+    solver_api_key_env: str | None = Field(None, description="NAME of the solver's API-key variable.")
+    solver_max_tokens: int = Field(512, gt=0, description="Solver reply limit in tokens.")
+    answer_tag: str = Field("answer", pattern=r"^[a-z_]+$",
+                            description="Tag around the final answer (Biomni uses solution).")
+    prompts_dir: str | None = Field(None, description="Folder of <name>.txt files overriding tasks/prompts.py.")
+    cache_dir: str = Field(".cache/annotate", description="Scratch folder of the call store (untracked).")
+    max_problems_per_family: int | None = Field(None, gt=0, description="Cap on train problems per family.")
+    rag: Rag = Rag()
+    variants: Variants = Variants()
+
+
 class Params(Section):
     base: Base = Base()
     corpus: Corpus | None = None
     textify: Textify | None = None
+    annotate: Annotate | None = None
 
     def section_hash(self, name: str) -> str:
         """Short hash of one stage's resolved params, for run tags and cache keys."""

@@ -134,3 +134,67 @@ class ProteinSequences(_Strict):
     length: Series[int] = pa.Field(gt=0)
     sequence: Series[str] = pa.Field(str_matches=r"^[ACDEFGHIKLMNPQRSTVWYXBZUO]+$")
     text: Series[str] = pa.Field(str_startswith="<protein>", str_endswith="</protein>")
+
+
+# --- problems (contract shared with the problems stage) ------------------------------------------
+
+PROBLEM_CATEGORIES = ["cell", "dna", "protein", "multiomics_alignment", "multiomics_integration",
+                      "instruction_alignment", "clinical"]
+ANSWER_TYPES = ["label", "multiple_choice", "yes_no", "gene_set", "json"]
+
+
+class Problems(_Strict):
+    id: Series[str] = pa.Field(unique=True)
+    family: Series[str]
+    category: Series[str] = pa.Field(isin=PROBLEM_CATEGORIES)
+    task_kind: Series[str]
+    modality: Series[str]
+    prompt: Series[str] = pa.Field(str_length={"min_value": 1})
+    answer: Series[str] = pa.Field(str_length={"min_value": 1})
+    answer_type: Series[str] = pa.Field(isin=ANSWER_TYPES)
+    choices: Series[object]  # list[str]; empty unless multiple choice
+    evidence: Series[str]  # JSON object: what a knowledge-grounded teacher may cite
+    split: Series[str] = pa.Field(isin=["train", "test"])
+    source_ids: Series[object]  # list[str]
+    entity: Series[str]
+
+
+# --- annotate -----------------------------------------------------------------------------------
+
+TRACE_VARIANTS = ["gold", "short", "long", "redundant", "no_reason", "negative"]
+TRACE_STATUSES = ["verified", "disagreed", "rejected", "derived"]
+
+
+class Traces(_Strict):
+    """Every annotated train problem: its gold trace and variants, or why it was rejected."""
+
+    problem_id: Series[str]
+    family: Series[str]
+    variant: Series[str] = pa.Field(isin=TRACE_VARIANTS)
+    steps: Series[object]  # list[str]; empty for a rejected problem
+    conclusion: Series[str]
+    answer: Series[str]  # the answer this trace gives (a negative's is wrong)
+    gold_answer: Series[str]
+    reward: Series[float] = pa.Field(nullable=True)  # null for a rejected problem
+    status: Series[str] = pa.Field(isin=TRACE_STATUSES)
+    teacher: Series[str]
+    rejection_reason: Series[str] = pa.Field(nullable=True)
+
+
+class SftChats(_Strict):
+    """Chat-format SFT data: system, user (problem + answer format), assistant (think + answer)."""
+
+    id: Series[str] = pa.Field(unique=True)
+    family: Series[str]
+    split: Series[str] = pa.Field(isin=["train"])
+    messages: Series[object]  # list of {"role", "content"}
+
+    @pa.check("messages", name="system, user, assistant turns with <think> and an answer tag")
+    def _chat_turns(cls, messages: Series[object]) -> Series[bool]:
+        def ok(turns) -> bool:
+            turns = list(turns)
+            roles = [t["role"] for t in turns]
+            return roles == ["system", "user", "assistant"] and \
+                all(isinstance(t["content"], str) and t["content"] for t in turns) and \
+                turns[2]["content"].startswith("<think>")
+        return messages.map(ok)
