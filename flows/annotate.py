@@ -30,7 +30,7 @@ from tasks.params import Annotate, load_params
 from tasks.prompts import load_prompts
 from tasks.rationales import EvidenceChecker, OfflineTeacher
 from tasks.storage import atomic_path, read_table, write_json, write_table
-from tasks.teachers import CachedClient, OpenAIBackend, VllmBackend
+from tasks.teachers import CachedClient, InProcessBackend, OpenAIBackend
 from tasks.tracking import stage_run
 
 PROBLEMS = Path("data/problems/problems.parquet")
@@ -39,12 +39,12 @@ OUT = Path("data/annotate")
 REPORTS = Path("reports/annotate")
 
 
-def make_teacher(p: Annotate, kb: Knowledge):
+def make_teacher(p: Annotate, kb: Knowledge, generation):
     kinds = {
         "offline": lambda: OfflineTeacher(kb),
         "openai": lambda: OpenAIBackend(p.endpoint, p.model, p.api_key_env, p.concurrency, p.timeout_s,
                                         p.max_retries, p.backoff_s),
-        "vllm": lambda: VllmBackend(p.model),
+        "vllm": lambda: InProcessBackend(p.model, generation, engine="vllm"),
     }
     return kinds[p.teacher]()
 
@@ -96,7 +96,7 @@ def annotate_flow() -> None:
 
         cache = CallCache(Path(p.cache_dir) / "calls.sqlite")
         kb = Knowledge(CORPUS)
-        teacher = CachedClient(make_teacher(p, kb), cache)
+        teacher = CachedClient(make_teacher(p, kb, params.generation), cache)
         solver = CachedClient(make_solver(p, teacher.backend), cache)
         taught = teach(todo, teacher, prompts, passages, p)
         verdicts = verify(todo, taught, solver, prompts, p)

@@ -153,6 +153,60 @@ class Annotate(Section):
     max_problems_per_family: int | None = Field(None, gt=0, description="Cap on train problems per family.")
     rag: Rag = Rag()
     variants: Variants = Variants()
+class BaseModelParams(Section):
+    source: str = Field("build", description="'build': a Qwen3 from this config and a BPE tokenizer "
+                        "trained on our corpus; otherwise a hub name (Qwen/Qwen3-0.6B) or a local path.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a named model.")
+    vocab_size: int = Field(4096, ge=512, description="BPE vocabulary size, tag and ChatML tokens excluded.")
+    tokenizer_min_frequency: int = Field(2, ge=1, description="A pair merges only if seen this often.")
+    layers: int = Field(4, gt=0, description="Transformer blocks.")
+    hidden: int = Field(128, gt=0, description="Hidden size; head_dim = hidden / heads.")
+    heads: int = Field(4, gt=0, description="Attention (query) heads.")
+    kv_heads: int = Field(2, gt=0, description="Key/value heads (grouped-query attention).")
+    intermediate: int = Field(384, gt=0, description="MLP inner size.")
+    max_positions: int = Field(2048, gt=0, description="Longest sequence the model accepts.")
+    rope_theta: float = Field(10000.0, gt=0, description="RoPE base frequency.")
+
+
+class Pretrain(Section):
+    model: BaseModelParams = Field(default_factory=BaseModelParams,
+                                   description="The base model: built here or loaded by name.")
+    textify_tables: list[Literal["cells", "dna", "proteins"]] = Field(
+        default_factory=lambda: ["cells", "dna", "proteins"],
+        description="data/textify tables whose texts join the corpus (skipped if the file is absent).")
+    block_size: int = Field(256, gt=8, description="Tokens per packed training block.")
+    heldout_fraction: float = Field(0.05, gt=0, lt=0.5, description="Documents held out for eval loss.")
+    token_budget: int = Field(400_000, gt=0, description="Training tokens in all; sets max_steps. "
+                              "Data repeats when the corpus is smaller.")
+    batch_size: int = Field(8, gt=0, description="Blocks per device per step.")
+    grad_accum: int = Field(1, gt=0, description="Gradient accumulation steps.")
+    learning_rate: float = Field(1e-3, gt=0)
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps of linear warm-up.")
+    weight_decay: float = Field(0.01, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16 on a GPU.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory (large models).")
+    logging_steps: int = Field(10, gt=0, description="Steps between train-loss log points.")
+    eval_steps: int = Field(100, gt=0, description="Steps between held-out evaluations.")
+    save_steps: int = Field(100, gt=0, description="Steps between resumable checkpoints.")
+    max_eval_blocks: int = Field(256, gt=0, description="Held-out blocks evaluated, at most.")
+    num_processes: int = Field(1, gt=0, description="accelerate processes (CPU or GPU).")
+    gpus: int = Field(0, ge=0, description="GPU slots to hold; 0 trains on CPU.")
+    accelerate_config: str | None = Field(None, description="accelerate config file (multi-GPU, "
+                                          "DeepSpeed, FSDP); overrides num_processes.")
+
+
+class Generation(Section):
+    engine: Literal["auto", "vllm", "transformers"] = Field(
+        "auto", description="auto: vLLM when a call generates at least vllm_min_tokens.")
+    vllm_min_tokens: int = Field(20000, ge=0, description="prompts x n x max_new_tokens from which "
+                                 "vLLM's engine start (~40-50 s on CPU) pays for itself.")
+    batch_size: int = Field(16, gt=0, description="Prompts per transformers generate/forward batch.")
+    max_model_len: int = Field(1024, gt=0, description="vLLM context length (prompt + completion).")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights dtype.")
+    kv_cache_gib: int = Field(1, gt=0, description="VLLM_CPU_KVCACHE_SPACE on CPU.")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM share of GPU memory.")
 
 
 class Params(Section):
@@ -160,6 +214,8 @@ class Params(Section):
     corpus: Corpus | None = None
     textify: Textify | None = None
     annotate: Annotate | None = None
+    pretrain: Pretrain | None = None
+    generation: Generation = Generation()
 
     def section_hash(self, name: str) -> str:
         """Short hash of one stage's resolved params, for run tags and cache keys."""

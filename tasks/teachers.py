@@ -8,7 +8,8 @@ run keeps every reply it received. Backends:
   a hosted model) over httpx: bounded concurrency, a wall-clock timeout per request, retries with
   exponential backoff on 429/5xx/timeouts (``Retry-After`` honoured), token accounting. The API key
   is read from the environment variable whose *name* the params give; it is never stored.
-- :class:`VllmBackend` — an in-process vLLM engine through ``tasks.generate.generate``.
+- :class:`InProcessBackend` — a model folder run by this project's generation engine
+  (``tasks.generate``: vLLM, or transformers).
 - ``tasks.rationales.OfflineTeacher`` and ``tasks.rationales.EvidenceChecker`` — deterministic,
   knowledge-grounded; they have the same ``run`` method.
 """
@@ -141,31 +142,35 @@ class OpenAIBackend:
         asyncio.run(self._run(calls, on_reply))
 
 
-class VllmBackend:
-    """An in-process vLLM engine (``tasks.generate``); replies are reported per batch."""
+class InProcessBackend:
+    """A model folder run by ``tasks.generate`` in this pipeline (vLLM by default).
 
-    def __init__(self, model_dir: str, batch_size: int = 64, **engine: Any):
-        self.endpoint, self.model = "vllm-inprocess", str(model_dir)
-        self.batch_size, self.engine = batch_size, engine
+    ``tasks.generate`` starts a vLLM engine per call (a child process, ~40-50 s on CPU), so calls
+    are grouped by sampling params and sent ``chunk`` prompts at a time: replies of a finished
+    chunk are stored, and a kill loses at most the chunk in flight.
+    """
+
+    def __init__(self, model_dir: str, settings: Any = None, engine: str = "vllm", chunk: int = 512):
+        self.endpoint, self.model = f"inprocess-{engine}", str(model_dir)
+        self.settings, self.engine, self.chunk = settings, engine, chunk
 
     def run(self, calls: Sequence[Call], on_reply: OnReply) -> None:
         from tasks.generate import generate
 
-        # Calls differ only in prompt within a batch: sampling is grouped so each batch is one
-        # engine call; batches keep a kill from losing more than one batch of replies.
         groups: dict[str, list[Call]] = {}
         for call in calls:
             groups.setdefault(repr(sorted(call.sampling.items())), []).append(call)
         for group in groups.values():
-            sampling = {k: v for k, v in group[0].sampling.items() if k != "attempt"}
-            for start in range(0, len(group), self.batch_size):
-                batch = group[start:start + self.batch_size]
+            sampling = group[0].sampling
+            for start in range(0, len(group), self.chunk):
+                batch = group[start:start + self.chunk]
                 texts = generate(self.model, [c.messages for c in batch],
-                                 max_new_tokens=sampling.get("max_tokens", 512),
-                                 temperature=sampling.get("temperature", 0.0),
-                                 seed=sampling.get("seed", 0), **self.engine)
-                for call, text in zip(batch, texts):
-                    on_reply(call, Reply(text))
+                                 max_new_tokens=int(sampling.get("max_tokens", 512)),
+                                 temperature=float(sampling.get("temperature", 0.0)),
+                                 seed=int(sampling.get("seed", 0)) + int(sampling.get("attempt", 0)),
+                                 engine=self.engine, settings=self.settings)
+                for call, completions in zip(batch, texts):
+                    on_reply(call, Reply(completions[0]))
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 
 from fault_server import FaultServer  # noqa: E402
 from tasks.call_cache import CallCache
-from tasks.teachers import CachedClient, Call, OpenAIBackend
+from tasks.teachers import CachedClient, Call, InProcessBackend, OpenAIBackend
 
 
 def _calls(n: int) -> list[Call]:
@@ -81,3 +81,12 @@ def test_missing_key_variable_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("OMICSFORGE_NO_SUCH_KEY", raising=False)
     with pytest.raises(ValueError, match="OMICSFORGE_NO_SUCH_KEY is not set"):
         OpenAIBackend("http://127.0.0.1:1/v1", "m", api_key_env="OMICSFORGE_NO_SUCH_KEY")
+
+
+def test_in_process_backend_generates_through_the_shared_engine(tiny_base, tmp_path):
+    backend = InProcessBackend(str(tiny_base[0]), engine="transformers", chunk=2)
+    client = CachedClient(backend, CallCache(tmp_path / "c.sqlite"))
+    replies = client.complete([Call([{"role": "user", "content": f"cell {i}"}],
+                                    {"temperature": 0.0, "max_tokens": 4, "attempt": 0}) for i in range(3)])
+    assert all(isinstance(r.text, str) and r.error is None for r in replies)
+    assert client.stats.sent == 3 and len(client.cache) == 3

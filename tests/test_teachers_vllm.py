@@ -1,4 +1,5 @@
-"""The OpenAI-compatible teacher against a real vLLM server (CPU build) of a tiny model on loopback."""
+"""The OpenAI-compatible teacher against a real vLLM server (CPU build) of the tiny Qwen3 that
+``tasks.modeling`` builds (the ``tiny_base`` fixture), on loopback."""
 import os
 import socket
 import subprocess
@@ -16,33 +17,6 @@ from tasks.teachers import CachedClient, Call, OpenAIBackend
 
 pytestmark = pytest.mark.slow
 
-CHATML = ("{%- for m in messages -%}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' -}}"
-          "{%- endfor -%}{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}")
-
-
-def _tiny_model(folder) -> None:
-    """A 4-layer Qwen3 of hidden size 64 and a byte-level BPE tokenizer with a ChatML template."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
-
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    core.train_from_iterator(["The cell expresses CD79A and MS4A1; the answer is B cell."] * 50, trainer=trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    tok.chat_template = CHATML
-    torch.manual_seed(0)
-    config = Qwen3Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=32,
-                         max_position_embeddings=512, tie_word_embeddings=True,
-                         eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id)
-    Qwen3ForCausalLM(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -50,11 +24,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def vllm_server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-model")
-    _tiny_model(folder)
+def vllm_server(tiny_base):
+    folder = tiny_base[0]
     port = _free_port()
-    log = open(folder / "server.log", "w")
+    log = open(folder.parent / "server.log", "w")
     env = os.environ | {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder),
                              "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
@@ -65,7 +38,7 @@ def vllm_server(tmp_path_factory):
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                pytest.fail(f"vLLM server exited: {(folder / 'server.log').read_text()[-2000:]}")
+                pytest.fail(f"vLLM server exited: {(folder.parent / 'server.log').read_text()[-2000:]}")
             try:
                 if httpx.get(f"{url}/models", timeout=2).status_code == 200:
                     break
