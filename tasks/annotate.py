@@ -56,8 +56,9 @@ def _contains(haystack: str, needle: str) -> bool:
 
 def leaks_answer(step: str, answer: str, answer_type: str, choices: list[str]) -> bool:
     """Step names the answer verbatim and singles it out (naming every option is not a leak)."""
-    if answer_type == "yes_no":
-        return bool(re.search(rf"\banswer\b[^.]*\b{re.escape(answer.strip().lower())}\b", step.lower()))
+    if answer_type == "yes_no" or len(_norm(answer)) <= 4:
+        # a yes/no or a short word (up, down) also occurs in ordinary prose: only a stated answer leaks
+        return bool(re.search(rf"\banswer\b[^.]*\b{re.escape(_norm(answer))}\b", _norm(step)))
     if answer_type == "json":
         obj = _json_object(answer)
         values = [str(v) for v in obj.values()] if obj else [answer]

@@ -18,23 +18,26 @@ comparison sentences, so a trace whose arithmetic contradicts its own citations 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from tasks import evidence_facts as ef
 from tasks.teachers import Call, OnReply, Reply
 
 _NUMBER = r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
-_NAME = r"[^\s,;()]+"
-_FIELD = {"gene": _NAME, "neighbour": _NAME, "motif": _NAME, "pert": _NAME, "frame": r"[+-]\d",
-          "outcome": r"[a-z -]+?"}
-_NUMERIC = {"rank", "score", "position", "threshold", "bits", "evalue", "ic", "identity", "rate", "n"}
 _SIGN = {"differentially expressed": 1, "not differentially expressed": -1,
          "up-regulated": 1, "down-regulated": -1}
+_NAME = r"[^,;()\[\]]+?"  # gene names may hold spaces (PerturbQA's gene sets): lazy, up to the next literal
+_FIELD = {"gene": _NAME, "neighbour": _NAME, "pert": _NAME, "motif": r"[^\s,;()]+", "frame": r"[+-]\d",
+          "outcome": "|".join(sorted(map(re.escape, _SIGN), key=len, reverse=True))}
+_NUMERIC = {"rank", "score", "position", "threshold", "bits", "evalue", "ic", "identity", "rate", "n"}
 
 
 @dataclass(frozen=True)
@@ -243,13 +246,21 @@ def write_rationale(problem: dict, kb: ef.Knowledge, attempt: int = 0) -> dict:
     return {"steps": steps, "conclusion": f"Therefore the answer is {answer}."}
 
 
+def _code_version() -> str:
+    """Hash of this module and the facts module: the offline backends' replies are cached, so a
+    change to how they reason must change their cache keys (their ``model`` name)."""
+    blob = b"".join(Path(m.__file__).read_bytes() for m in (sys.modules[__name__], ef))
+    return hashlib.sha256(blob).hexdigest()[:10]
+
+
 class OfflineTeacher:
     """A backend that writes knowledge-grounded rationales; ``on_call`` sees each call (tests)."""
 
-    endpoint, model = "offline", "knowledge-grounded-v1"
+    endpoint = "offline"
 
     def __init__(self, kb: ef.Knowledge, on_call: Callable[[Call], None] | None = None):
         self.kb, self.on_call = kb, on_call
+        self.model = f"knowledge-grounded-{_code_version()}"
 
     def run(self, calls: Sequence[Call], on_reply: OnReply) -> None:
         for call in calls:
@@ -265,10 +276,11 @@ class OfflineTeacher:
 class EvidenceChecker:
     """The deterministic solver: the answer re-derived from the facts the steps cite."""
 
-    endpoint, model = "checker", "evidence-checker-v1"
+    endpoint = "checker"
 
     def __init__(self, tag: str):
         self.tag = tag
+        self.model = f"evidence-checker-{_code_version()}"
 
     def run(self, calls: Sequence[Call], on_reply: OnReply) -> None:
         for call in calls:

@@ -67,3 +67,8 @@ def test_no_extraneous_pool_means_no_long_variant():
 def test_wrong_answer_comes_from_the_pool_without_choices():
     assert an.wrong_answer("B cell", "label", [], ["B cell", "T cell"], random.Random(0)) == "T cell"
     assert an.wrong_answer("B cell", "label", [], ["B cell"], random.Random(0)) is None
+
+
+def test_short_answers_leak_only_when_stated():
+    assert not an.leaks_answer("Genes knocked down in training tell us much.", "down", "label", [])
+    assert an.leaks_answer("So the answer is down.", "down", "label", [])

@@ -96,3 +96,15 @@ def test_instruction_derivation_is_the_computation():
         "CD3D does not appear anywhere in the sentence."
     with pytest.raises(KeyError, match="no derivation"):
         derive({"kind": "new_kind"}, "x")
+
+
+def test_gene_names_with_spaces_are_read_back():
+    steps = ["Reading.", "Knockdown of DPH2 changes NB 1, and knocking down NB 1 left 3-unfolded protein "
+             "response not differentially expressed in the training data.",
+             "Across 963 training knockdowns, 3-unfolded protein response was differentially expressed in 33% of them."]
+    assert derive_answer("perturb_de", steps, "yes_no", []) == "no"
+
+
+def test_offline_cache_keys_follow_the_code(kb):
+    assert OfflineTeacher(kb).model.startswith("knowledge-grounded-")
+    assert OfflineTeacher(kb).model == OfflineTeacher(kb).model
