@@ -111,9 +111,13 @@ def critical_curve(dims: list[int], k: int = 2, max_n: int = 60, **solver) -> di
     return out
 
 
-def polynomial_fit(curve: dict[int, int], degree: int = 3) -> list[float]:
-    """Least-squares polynomial of critical n in d (coefficients, lowest power first), as the
-    paper extrapolates; needs more points than the degree."""
+def polynomial_fit(curve: dict[int, int], degree: int = 2) -> list[float]:
+    """Least-squares polynomial of critical n in d (coefficients, lowest power first).
+
+    The paper extrapolates with a cubic fitted over many d; over the five small d we can afford
+    on a CPU a cubic overfits (its leading coefficient came out negative), so the default is
+    a quadratic. The degree is capped below the number of points.
+    """
     dims = np.array(sorted(curve), dtype=float)
     values = np.array([curve[d] for d in sorted(curve)], dtype=float)
     degree = min(degree, len(dims) - 1)

@@ -290,6 +290,50 @@ class Problems(Section):
     instruction: InstructionProblems = InstructionProblems()
 
 
+class LimitGenerator(Section):
+    vocabulary: Literal["biomedical", "likes"] = Field(
+        "biomedical", description="Word source: HPO phenotype labels on gene symbols, or people who like things.")
+    n_queries: int = Field(500, gt=0, description="Queries m, one attribute each.")
+    k: int = Field(2, gt=0, description="Relevant documents per query.")
+    pattern: Literal["dense", "random", "cycle", "disjoint"] = Field(
+        "dense", description="Qrel pattern; dense = distinct k-subsets of the fewest documents that allow m.")
+    n_relevant: int | None = Field(None, gt=0, description="Relevant documents n; null: the pattern's minimum.")
+    n_docs: int | None = Field(None, gt=0, description="Corpus size N; null: the small tier (relevant documents only).")
+    attributes_per_doc: int | None = Field(
+        None, gt=0, description="Attributes L per document; null: the most queries any document answers.")
+    max_label_words: int = Field(2, gt=0, description="Biomedical: longest phenotype label, in words.")
+
+
+class LimitFree(Section):
+    dims: list[int] = Field([2, 3, 4, 5, 6], description="Dimensions d whose critical n is searched.")
+    k: int = Field(2, gt=1, description="Relevant documents per query (all k-subsets are queries).")
+    max_n: int = Field(60, gt=2, description="Largest corpus size tried per d.")
+    steps: int = Field(4000, gt=0, description="Adam steps before a size counts as unsolved.")
+    lr: float = Field(0.05, gt=0, description="Adam learning rate.")
+    restarts: int = Field(4, gt=0, description="Random initialisations optimised together per size.")
+    temperature: float = Field(0.1, gt=0, description="Softmax temperature on cosine scores.")
+
+
+class Limit(Section):
+    datasets: list[str] = Field(
+        ["data/raw/limit-small"], description="BEIR folders evaluated besides the generated set.")
+    generator: LimitGenerator = LimitGenerator()
+    retrievers: list[Literal["bm25", "dense", "hybrid", "late", "rerank"]] = Field(
+        ["bm25", "dense", "hybrid", "late", "rerank"], description="Retrievers evaluated on every set.")
+    dense_model: str = Field(
+        "all-MiniLM-L6-v2", description="sentence-transformers name or path; all-MiniLM-L6-v2 is the bundled copy.")
+    trust_remote_code: bool = Field(False, description="Allow model repositories to run their own code.")
+    dims: list[int] = Field([16, 32, 64, 128, 256, 384], description="Dense truncation dimensions (renormalised).")
+    late_dims: list[int] = Field([32, 384], description="Per-token truncation dimensions for late interaction.")
+    rrf_k: int = Field(60, gt=0, description="Reciprocal-rank-fusion constant of the hybrid.")
+    fusion_depth: int = Field(100, gt=0, description="Candidates per part fused by the hybrid.")
+    rerank_model: str | None = Field(None, description="Cross-encoder name or path; null: rerank is skipped.")
+    rerank_depth: int = Field(20, gt=0, description="First-stage candidates rescored by the cross-encoder.")
+    max_queries: int | None = Field(None, gt=0, description="Seeded subset of queries per set; null: all.")
+    batch_size: int = Field(32, gt=0, description="Encoder batch size.")
+    free: LimitFree = LimitFree()
+
+
 class Params(Section):
     base: Base = Base()
     corpus: Corpus | None = None
@@ -298,6 +342,7 @@ class Params(Section):
     pretrain: Pretrain | None = None
     generation: Generation = Generation()
     problems: Problems | None = None
+    limit: Limit | None = None
 
     def section_hash(self, name: str) -> str:
         """Short hash of one stage's resolved params, for run tags and cache keys."""
