@@ -53,6 +53,9 @@ def make_solver(p: Annotate, teacher):
     if p.solver == "checker":
         return EvidenceChecker(p.answer_tag)
     if p.solver == "teacher":
+        if p.teacher == "offline":  # the offline teacher writes rationales; it cannot answer questions
+            raise InputError("params.yaml", "annotate.solver",
+                             "solver=teacher needs an LLM teacher (openai or vllm); use checker with offline")
         return teacher
     if not (p.solver_endpoint and p.solver_model):
         raise InputError("params.yaml", "annotate.solver", "solver=openai needs solver_endpoint and solver_model")
