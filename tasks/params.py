@@ -103,6 +103,120 @@ class Textify(Section):
     proteins: Proteins
 
 
+class Variant(Section):
+    fraction: float = Field(1.0, ge=0, description="Steps kept (short, no_reason) or added relative "
+                                                   "to the gold length (long, redundant).")
+    reward: float = Field(description="Fixed reward of this variant for offline multi-trace GRPO.")
+
+
+class Variants(Section):
+    """BiomniGEM's stated ratios and rewards (the paper's text, not its released code)."""
+
+    gold: Variant = Variant(fraction=1.0, reward=1.0)
+    short: Variant = Variant(fraction=0.6, reward=0.5)
+    long: Variant = Variant(fraction=0.3, reward=0.5)
+    redundant: Variant = Variant(fraction=0.3, reward=0.7)
+    no_reason: Variant = Variant(fraction=0.2, reward=0.2)
+    negative: Variant = Variant(fraction=1.0, reward=-1.0)
+
+
+class Rag(Section):
+    enabled: bool = Field(False, description="Add top-k corpus passages to the teacher's prompt.")
+    retriever: Literal["bm25", "dense", "hybrid"] = Field("bm25", description="tasks/retrieval.py retriever.")
+    embedder: str = Field("all-MiniLM-L6-v2", description="sentence-transformers model for dense/hybrid.")
+    k: int = Field(3, gt=0, description="Passages per problem.")
+    max_chars: int = Field(600, gt=0, description="Each passage is cut to this many characters.")
+
+
+class Annotate(Section):
+    teacher: Literal["offline", "openai", "vllm"] = Field(
+        "offline", description="offline: knowledge-grounded rationales from the evidence; openai: an "
+                               "OpenAI-compatible endpoint; vllm: an in-process vLLM engine.")
+    endpoint: str = Field("http://127.0.0.1:8000/v1", description="Base URL of the OpenAI-compatible teacher.")
+    model: str = Field("offline-knowledge-grounded",
+                       description="Model name at the endpoint, or the model folder for vllm.")
+    api_key_env: str | None = Field(None, description="NAME of the environment variable holding the "
+                                                      "API key (never the key itself).")
+    concurrency: int = Field(8, gt=0, description="Requests in flight to the endpoint.")
+    timeout_s: float = Field(120.0, gt=0, description="Wall-clock limit of one request.")
+    max_retries: int = Field(4, ge=0, description="Retries on 429/5xx/timeouts, exponential backoff.")
+    backoff_s: float = Field(1.0, ge=0, description="First backoff; doubles per retry (full jitter).")
+    temperature: float = Field(0.7, ge=0, description="Teacher sampling temperature.")
+    max_tokens: int = Field(1024, gt=0, description="Teacher reply limit in tokens.")
+    max_parse_retries: int = Field(2, ge=0, description="Re-asks after a reply that does not parse.")
+    min_steps: int = Field(2, gt=0, description="A trace needs at least this many steps.")
+    solver: Literal["checker", "teacher", "openai"] = Field(
+        "checker", description="checker: re-derives the answer from the evidence the steps cite; "
+                               "teacher: the teacher's backend; openai: the solver_* endpoint.")
+    solver_endpoint: str | None = Field(None, description="Base URL of the solver when solver=openai.")
+    solver_model: str | None = Field(None, description="Solver model name when solver=openai.")
+    solver_api_key_env: str | None = Field(None, description="NAME of the solver's API-key variable.")
+    solver_max_tokens: int = Field(512, gt=0, description="Solver reply limit in tokens.")
+    answer_tag: str = Field("answer", pattern=r"^[a-z_]+$",
+                            description="Tag around the final answer (Biomni uses solution).")
+    prompts_dir: str | None = Field(None, description="Folder of <name>.txt files overriding tasks/prompts.py.")
+    cache_dir: str = Field(".cache/annotate", description="Scratch folder of the call store (untracked).")
+    max_problems_per_family: int | None = Field(None, gt=0, description="Cap on train problems per family.")
+    rag: Rag = Rag()
+    variants: Variants = Variants()
+
+
+class BaseModelParams(Section):
+    source: str = Field("build", description="'build': a Qwen3 from this config and a BPE tokenizer "
+                        "trained on our corpus; otherwise a hub name (Qwen/Qwen3-0.6B) or a local path.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a named model.")
+    vocab_size: int = Field(4096, ge=512, description="BPE vocabulary size, tag and ChatML tokens excluded.")
+    tokenizer_min_frequency: int = Field(2, ge=1, description="A pair merges only if seen this often.")
+    layers: int = Field(4, gt=0, description="Transformer blocks.")
+    hidden: int = Field(128, gt=0, description="Hidden size; head_dim = hidden / heads.")
+    heads: int = Field(4, gt=0, description="Attention (query) heads.")
+    kv_heads: int = Field(2, gt=0, description="Key/value heads (grouped-query attention).")
+    intermediate: int = Field(384, gt=0, description="MLP inner size.")
+    max_positions: int = Field(2048, gt=0, description="Longest sequence the model accepts.")
+    rope_theta: float = Field(10000.0, gt=0, description="RoPE base frequency.")
+
+
+class Pretrain(Section):
+    model: BaseModelParams = Field(default_factory=BaseModelParams,
+                                   description="The base model: built here or loaded by name.")
+    textify_tables: list[Literal["cells", "dna", "proteins"]] = Field(
+        default_factory=lambda: ["cells", "dna", "proteins"],
+        description="data/textify tables whose texts join the corpus (skipped if the file is absent).")
+    block_size: int = Field(256, gt=8, description="Tokens per packed training block.")
+    heldout_fraction: float = Field(0.05, gt=0, lt=0.5, description="Documents held out for eval loss.")
+    token_budget: int = Field(400_000, gt=0, description="Training tokens in all; sets max_steps. "
+                              "Data repeats when the corpus is smaller.")
+    batch_size: int = Field(8, gt=0, description="Blocks per device per step.")
+    grad_accum: int = Field(1, gt=0, description="Gradient accumulation steps.")
+    learning_rate: float = Field(1e-3, gt=0)
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps of linear warm-up.")
+    weight_decay: float = Field(0.01, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16 on a GPU.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory (large models).")
+    logging_steps: int = Field(10, gt=0, description="Steps between train-loss log points.")
+    eval_steps: int = Field(100, gt=0, description="Steps between held-out evaluations.")
+    save_steps: int = Field(100, gt=0, description="Steps between resumable checkpoints.")
+    max_eval_blocks: int = Field(256, gt=0, description="Held-out blocks evaluated, at most.")
+    num_processes: int = Field(1, gt=0, description="accelerate processes (CPU or GPU).")
+    gpus: int = Field(0, ge=0, description="GPU slots to hold; 0 trains on CPU.")
+    accelerate_config: str | None = Field(None, description="accelerate config file (multi-GPU, "
+                                          "DeepSpeed, FSDP); overrides num_processes.")
+
+
+class Generation(Section):
+    engine: Literal["auto", "vllm", "transformers"] = Field(
+        "auto", description="auto: vLLM when a call generates at least vllm_min_tokens.")
+    vllm_min_tokens: int = Field(20000, ge=0, description="prompts x n x max_new_tokens from which "
+                                 "vLLM's engine start (~40-50 s on CPU) pays for itself.")
+    batch_size: int = Field(16, gt=0, description="Prompts per transformers generate/forward batch.")
+    max_model_len: int = Field(1024, gt=0, description="vLLM context length (prompt + completion).")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights dtype.")
+    kv_cache_gib: int = Field(1, gt=0, description="VLLM_CPU_KVCACHE_SPACE on CPU.")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM share of GPU memory.")
+
+
 class CellTypeProblems(Section):
     cells_per_type: int = Field(40, gt=0, description="Labelled cells sampled per cell type.")
 
@@ -176,6 +290,8 @@ class Problems(Section):
     alignment: AlignmentProblems
     integration: IntegrationProblems = IntegrationProblems()
     instruction: InstructionProblems = InstructionProblems()
+
+
 class LimitGenerator(Section):
     vocabulary: Literal["biomedical", "likes"] = Field(
         "biomedical", description="Word source: HPO phenotype labels on gene symbols, or people who like things.")
@@ -253,6 +369,9 @@ class Params(Section):
     problems: Problems | None = None
     limit: Limit | None = None
     verifiers: Verifiers | None = None
+    annotate: Annotate | None = None
+    pretrain: Pretrain | None = None
+    generation: Generation = Generation()
 
     def section_hash(self, name: str) -> str:
         """Short hash of one stage's resolved params, for run tags and cache keys."""

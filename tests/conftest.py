@@ -17,3 +17,34 @@ def mlflow_uri(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)  # default artifact root ./mlruns lands in tmp_path too
     return uri
+
+
+def toy_texts(n: int = 300, seed: int = 0) -> list[str]:
+    """Small biology-flavoured documents (genes, phenotypes, tagged sequences) for tiny models."""
+    import random
+
+    rng = random.Random(seed)
+    genes = ["CD3D", "CD8A", "MS4A1", "LYZ", "NKG7", "GNLY", "FCGR3A", "CST3", "PPBP", "IL7R"]
+    terms = ["seizure", "ataxia", "hypotonia", "cataract", "short stature", "scoliosis"]
+    docs = []
+    for i in range(n):
+        cell = ", ".join(rng.sample(genes, 5))
+        dna = "".join(rng.choice("ACGT") for _ in range(24))
+        protein = "".join(rng.choice("ACDEFGHIKLMNPQRSTVWY") for _ in range(16))
+        docs.append(f"Disease {i} presents with {rng.choice(terms)} and {rng.choice(terms)}. "
+                    f"<cell>{cell}</cell> <dna>{dna}</dna> <protein>{protein}</protein> "
+                    f"<think>gene {rng.choice(genes)} is expressed</think><answer>yes</answer>")
+    return docs
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory):
+    """A built base model (2 layers, hidden 64, head_dim 32 as vLLM on CPU needs) and tokenizer trained on :func:`toy_texts`."""
+    from tasks.modeling import save_base
+    from tasks.params import BaseModelParams
+
+    out = tmp_path_factory.mktemp("models") / "base"
+    params = BaseModelParams(vocab_size=600, layers=2, hidden=64, heads=2, kv_heads=1,
+                             intermediate=64, max_positions=512)
+    save_base(params, out, toy_texts(), seed=0)
+    return out, params

@@ -1,0 +1,137 @@
+"""Stage ``pretrain``: the base model, then continued causal-LM pretraining on the corpus.
+
+Two outputs in one stage, because the embedded tokenizer is trained on the same texts the model is
+pretrained on: ``models/base`` (a tiny Qwen3 + BPE tokenizer built from ``pretrain.model``, or a
+pointer to a hub model) and ``models/pretrain`` (the trained model, always a full HF folder).
+
+Training runs in a child process (``tasks/pretrain.py`` under ``accelerate launch``). Packed
+blocks and checkpoints live in ``scratch/pretrain/<key>/``, where the key hashes the params and the
+data: a killed run rerun with the same inputs resumes from its last checkpoint; any change starts
+afresh. Checkpoints are deleted once the model is saved.
+"""
+from __future__ import annotations
+
+import flows  # noqa: F401  (sets PREFECT_HOME before Prefect is imported)
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks import dispatch, modeling, packing
+from tasks.errors import InputError, run_stage
+from tasks.generate import generate
+from tasks.params import load_params
+from tasks.pretrain import perplexity
+from tasks.storage import atomic_path, write_json
+from tasks.tracking import stage_run, tracking_uri
+
+DOCUMENTS = Path("data/corpus/documents.parquet")
+TEXTIFY = Path("data/textify")
+BASE = Path("models/base")
+MODEL = Path("models/pretrain")
+REPORTS = Path("reports/pretrain")
+SCRATCH = Path("scratch/pretrain")
+
+gather_texts = task(packing.gather_texts, cache_policy=NO_CACHE)
+save_base = task(modeling.save_base, cache_policy=NO_CACHE)
+tokenize_and_pack = task(packing.tokenize_and_pack, cache_policy=NO_CACHE)
+launch = task(dispatch.launch, cache_policy=NO_CACHE)
+
+
+def _curves(history: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train = pd.DataFrame([{"step": h["step"], "train_loss": h["loss"]} for h in history if "loss" in h])
+    evals = pd.DataFrame([{"step": h["step"], "eval_loss": h["eval_loss"]}
+                          for h in history if "eval_loss" in h]).drop_duplicates("step", keep="last")
+    evals["eval_perplexity"] = evals["eval_loss"].map(perplexity)
+    return train, evals
+
+
+@flow(name="pretrain")
+def pretrain_flow() -> None:
+    params = load_params()
+    p, seed = params.pretrain, params.base.seed
+    with stage_run("pretrain", params) as run:
+        texts = gather_texts(DOCUMENTS, TEXTIFY, p.textify_tables)
+        texts["heldout"] = packing.heldout_mask(texts["doc_id"], p.heldout_fraction, seed)
+        train_texts, heldout_texts = texts.loc[~texts["heldout"], "text"], texts.loc[texts["heldout"], "text"]
+        if heldout_texts.empty:
+            raise InputError(DOCUMENTS, "table", f"no document fell in the held-out "
+                             f"{p.heldout_fraction:.0%}: raise pretrain.heldout_fraction")
+
+        with atomic_path(BASE) as out:
+            base_info = save_base(p.model, out, train_texts, seed)
+        tokenizer = modeling.load_tokenizer(BASE)
+        train_blocks, train_tokens = tokenize_and_pack(train_texts, tokenizer, p.block_size, seed)
+        heldout_blocks, heldout_tokens = tokenize_and_pack(heldout_texts, tokenizer, p.block_size, seed)
+
+        blob = json.dumps([p.model_dump(mode="json"), seed, base_info], sort_keys=True).encode()
+        data_dir = SCRATCH / "data"
+        digests = [packing.save_blocks(train_blocks, data_dir / "train.npy"),
+                   packing.save_blocks(heldout_blocks, data_dir / "heldout.npy")]
+        key = hashlib.sha256(blob + "".join(digests).encode()).hexdigest()[:12]
+        work = SCRATCH / key
+        work.mkdir(parents=True, exist_ok=True)
+        for name in ("train.npy", "heldout.npy"):
+            shutil.move(data_dir / name, work / name)
+        cfg = {"params": p.model_dump(mode="json"), "seed": seed, "base_dir": str(BASE),
+               "train_blocks": str(work / "train.npy"), "heldout_blocks": str(work / "heldout.npy"),
+               "checkpoint_dir": str(work / "checkpoints"), "metrics_path": str(work / "metrics.json"),
+               "curve_path": str(work / "history.json")}
+
+        with atomic_path(MODEL) as out:
+            cfg["output_dir"] = str(out)
+            (work / "run.json").write_text(json.dumps(cfg, indent=2))
+            launch("tasks.pretrain", ["--config", str(work / "run.json")], num_processes=p.num_processes,
+                   config_file=p.accelerate_config, gpus=p.gpus, log_file=work / "train.log",
+                   env={"MLFLOW_RUN_ID": run.run_id or "", "MLFLOW_TRACKING_URI": tracking_uri()})
+        trained = json.loads((work / "metrics.json").read_text())
+        history = json.loads((work / "history.json").read_text())
+        shutil.rmtree(work)
+
+        sources = texts.groupby(["source", "heldout"]).size().unstack(fill_value=0)
+        metrics = {
+            "base": base_info, **trained,
+            "documents": {"train": int((~texts["heldout"]).sum()), "heldout": int(texts["heldout"].sum())},
+            "tokens": {"train": train_tokens, "heldout": heldout_tokens},
+            "epochs": trained["tokens_trained"] / train_tokens,
+            "textify_tables_found": sorted({s.split(":")[1] for s in texts["source"]
+                                            if s.startswith("textify:")}),
+            "per_source": {s: {"train": int(r.get(False, 0)), "heldout": int(r.get(True, 0))}
+                           for s, r in sources.iterrows()},
+        }
+        train_curve, eval_curve = _curves(history)
+        REPORTS.mkdir(parents=True, exist_ok=True)
+        with atomic_path(REPORTS / "loss.csv") as tmp:
+            train_curve.to_csv(tmp, index=False)
+        with atomic_path(REPORTS / "eval_loss.csv") as tmp:
+            eval_curve.to_csv(tmp, index=False)
+        write_json(metrics, REPORTS / "metrics.json")
+        run.log_metrics({k: v for k, v in metrics.items() if k != "per_source"})
+
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.plot(train_curve["step"], train_curve["train_loss"], label="train")
+        ax.plot(eval_curve["step"], eval_curve["eval_loss"], marker="o", label="held-out")
+        ax.set(xlabel="step", ylabel="loss", title="pretrain loss")
+        ax.legend()
+        fig.tight_layout()
+        run.log_figure(fig, "pretrain_loss.png")
+        plt.close(fig)
+
+        starts = [t[:80] for t in heldout_texts.head(4)]
+        samples = generate(MODEL, starts, max_new_tokens=48, temperature=0.0, seed=seed,
+                           engine="transformers", settings=params.generation)
+        run.log_text("\n\n".join(f"PROMPT: {s}\nCOMPLETION: {c[0]}" for s, c in zip(starts, samples)),
+                     "samples/pretrain_completions.txt")
+
+
+if __name__ == "__main__":
+    run_stage(pretrain_flow)
