@@ -70,4 +70,4 @@ gpu-slots:
 	else prefect gcl create gpu --limit $(GPUS); fi
 
 mlflow-server:
-	scripts/mlflow_server.sh
+	MLFLOW_PORT=$(MLFLOW_PORT) scripts/mlflow_server.sh
