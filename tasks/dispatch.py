@@ -52,6 +52,18 @@ def config_uses_cpu(config_file: str | Path) -> bool:
         return bool((yaml.safe_load(fh) or {}).get("use_cpu", False))
 
 
+def config_gpus(config_file: str | Path) -> int:
+    """GPUs one machine of an accelerate config uses: its processes per machine.
+
+    >>> configs = Path(__file__).resolve().parent.parent / "configs" / "accelerate"
+    >>> [config_gpus(configs / f) for f in ("single_gpu.yaml", "fsdp.yaml", "multi_node.yaml")]
+    [1, 8, 8]
+    """
+    with open(config_file) as fh:
+        config = yaml.safe_load(fh) or {}
+    return max(1, int(config.get("num_processes", 1)) // int(config.get("num_machines", 1)))
+
+
 @contextmanager
 def gpu_slots(count: int, timeout_seconds: float | None = None) -> Iterator[None]:
     """Hold ``count`` slots of the Prefect ``gpu`` limit (released on success or failure)."""
@@ -77,6 +89,10 @@ def launch(module: str, args: list[str], *, num_processes: int = 1, config_file:
         # accelerate's multi-process launcher (torchrun) does not pass the config's use_cpu on to
         # the ranks; without it each rank finds no GPU and runs alone instead of joining gloo.
         child_env["ACCELERATE_USE_CPU"] = "true"
+    elif config_file and gpus != config_gpus(config_file):
+        # Holding fewer slots than the GPUs a config uses would oversubscribe the machine.
+        raise ValueError(f"{config_file}: uses {config_gpus(config_file)} GPUs per machine, "
+                         f"but the launch holds {gpus} gpu slots")
     # The child imports the project from the same folder as the parent, whatever its cwd.
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), child_env.get("PYTHONPATH")]))
     tail: deque[str] = deque(maxlen=40)

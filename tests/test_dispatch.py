@@ -14,8 +14,10 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+import yaml
 
-from tasks.dispatch import LaunchError, launch
+from tasks.dispatch import LaunchError, config_gpus, config_uses_cpu, launch
+from tasks.params import parse_params
 from tests.harness import PROJECT, VENV_BIN, api, prefect_server, project_env, start, stop
 
 CONFIGS = PROJECT / "configs" / "accelerate"
@@ -85,6 +87,15 @@ def test_deepspeed_config_sets_zero_stage_3():
     assert plugin.zero3_init_flag is True
 
 
+def test_gpu_profile_names_a_config_and_as_many_slots_as_it_uses():
+    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    raw["base"]["profile"] = "gpu"
+    base = parse_params(raw).base
+    assert (PROJECT / base.accelerate_config).is_file()
+    assert not config_uses_cpu(PROJECT / base.accelerate_config)
+    assert base.gpus == config_gpus(PROJECT / base.accelerate_config)
+
+
 def test_two_cpu_processes_all_reduce_through_launch(tmp_path, monkeypatch):
     monkeypatch.chdir(PROJECT)
     launch("tests.ddp_child", ["--out", str(tmp_path)], config_file=str(CONFIGS / "cpu_ddp.yaml"))
@@ -96,9 +107,11 @@ def test_two_cpu_processes_all_reduce_through_launch(tmp_path, monkeypatch):
     assert all(r["backend"] == "gloo" and r["wrapped"] == "DistributedDataParallel" for r in ranks)
 
 
-def test_a_gpu_config_without_gpu_slots_is_refused():
+def test_a_gpu_config_without_its_gpu_slots_is_refused():
     with pytest.raises(ValueError, match="gpus=N"):
         launch("tests.ddp_child", [], config_file=str(CONFIGS / "fsdp.yaml"))
+    with pytest.raises(ValueError, match="uses 8 GPUs per machine, but the launch holds 1"):
+        launch("tests.ddp_child", [], config_file=str(CONFIGS / "multi_gpu_ddp.yaml"), gpus=1)
 
 
 def test_a_failing_child_raises_with_the_tail_of_its_output(tmp_path, monkeypatch):
@@ -126,43 +139,71 @@ def _wait_until(predicate, timeout, what):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with prefect_server(tmp_path_factory.mktemp("prefect")) as server:
+        yield server
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("pool_type, template", [("process", "process-gpu-box.json"),
+                                                 ("kubernetes", "kubernetes-gpu.json")])
+def test_example_work_pools_are_accepted_by_the_server(server, pool_type, template):
+    env = project_env(PROJECT, **server)
+    name = template.removesuffix(".json")
+    done = subprocess.run([str(VENV_BIN / "prefect"), "work-pool", "create", name, "--type", pool_type,
+                           "--base-job-template", str(PROJECT / "configs" / "prefect" / template)],
+                          cwd=PROJECT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    pool = api(server["PREFECT_API_URL"], "GET", f"/work_pools/{name}")
+    assert pool["type"] == pool_type
+    variables = pool["base_job_template"]["variables"]["properties"]
+    if pool_type == "kubernetes":
+        container = pool["base_job_template"]["job_configuration"]["job_manifest"]["spec"]["template"][
+            "spec"]["containers"][0]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == "{{ gpus }}"
+        assert variables["gpus"]["default"] == 1
+    else:
+        assert variables["env"]["default"]["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_gpu_slot_is_held_exclusively_and_released_when_the_child_fails(tmp_path):
-    with prefect_server(tmp_path / "prefect") as server:
-        env = project_env(PROJECT, **server)
-        make = ["make", "-s", "-C", str(PROJECT), "gpu-slots"]
-        for gpus in ("2", "1"):  # create, then update: rerunning the target changes the limit
-            done = subprocess.run(make + [f"GPUS={gpus}"], env=env, capture_output=True, text=True)
-            assert done.returncode == 0, done.stdout + done.stderr
-        limit = api(server["PREFECT_API_URL"], "GET", "/v2/concurrency_limits/gpu")
-        assert (limit["limit"], limit["active_slots"]) == (1, 0)
+def test_gpu_slot_is_held_exclusively_and_released_when_the_child_fails(tmp_path, server):
+    env = project_env(PROJECT, **server)
+    make = ["make", "-s", "-C", str(PROJECT), "gpu-slots"]
+    for gpus in ("2", "1"):  # create, then update: rerunning the target changes the limit
+        done = subprocess.run(make + [f"GPUS={gpus}"], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    limit = api(server["PREFECT_API_URL"], "GET", "/v2/concurrency_limits/gpu")
+    assert (limit["limit"], limit["active_slots"]) == (1, 0)
 
-        holder = lambda name, *args: start([sys.executable, "-c", HOLDER, "--mark",  # noqa: E731
-                                            str(tmp_path / name), *args],
-                                           cwd=PROJECT, env=env, log=tmp_path / f"{name}.log")
-        first = holder("first", "--hold", "8")
-        _wait_until(lambda: "start" in _marks(tmp_path / "first"), 120, "the first child to start")
-        second = holder("second")
-        try:
-            assert first.wait(180) == 0, (tmp_path / "first.log").read_text()
-            assert second.wait(180) == 0, (tmp_path / "second.log").read_text()
-        finally:
-            stop(first), stop(second)
-        a, b = _marks(tmp_path / "first"), _marks(tmp_path / "second")
-        # The second child started only after the first one had finished with the only slot.
-        assert b["start"] >= a["end"], (a, b)
-        print(f"second holder waited {b['start'] - a['start']:.1f} s (first held it {a['end'] - a['start']:.1f} s)")
+    holder = lambda name, *args: start([sys.executable, "-c", HOLDER, "--mark",  # noqa: E731
+                                        str(tmp_path / name), *args],
+                                       cwd=PROJECT, env=env, log=tmp_path / f"{name}.log")
+    first = holder("first", "--hold", "8")
+    _wait_until(lambda: "start" in _marks(tmp_path / "first"), 120, "the first child to start")
+    second = holder("second")
+    try:
+        assert first.wait(180) == 0, (tmp_path / "first.log").read_text()
+        assert second.wait(180) == 0, (tmp_path / "second.log").read_text()
+    finally:
+        stop(first), stop(second)
+    a, b = _marks(tmp_path / "first"), _marks(tmp_path / "second")
+    # The second child started only after the first one had finished with the only slot.
+    assert b["start"] >= a["end"], (a, b)
+    print(f"second holder waited {b['start'] - a['start']:.1f} s (first held it {a['end'] - a['start']:.1f} s)")
 
-        crashing = holder("crashing", "--exit-code", "3")
-        assert crashing.wait(180) != 0
-        log = (tmp_path / "crashing.log").read_text()
-        assert "LaunchError" in log and "failing with 3 as asked" in log
-        limit = api(server["PREFECT_API_URL"], "GET", "/v2/concurrency_limits/gpu")
-        assert limit["active_slots"] == 0, limit
-        after = holder("after")
-        assert after.wait(180) == 0, (tmp_path / "after.log").read_text()
-        assert "end" in _marks(tmp_path / "after")
+    crashing = holder("crashing", "--exit-code", "3")
+    assert crashing.wait(180) != 0
+    log = (tmp_path / "crashing.log").read_text()
+    assert "LaunchError" in log and "failing with 3 as asked" in log
+    limit = api(server["PREFECT_API_URL"], "GET", "/v2/concurrency_limits/gpu")
+    assert limit["active_slots"] == 0, limit
+    after = holder("after")
+    assert after.wait(180) == 0, (tmp_path / "after.log").read_text()
+    assert "end" in _marks(tmp_path / "after")
 
 
 # --- real GPUs (skipped where torch sees no CUDA device) -----------------------------------------
@@ -170,17 +211,15 @@ def test_gpu_slot_is_held_exclusively_and_released_when_the_child_fails(tmp_path
 @pytest.mark.gpu
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_single_gpu_config_runs_on_cuda_under_a_slot(tmp_path, monkeypatch):
+def test_single_gpu_config_runs_on_cuda_under_a_slot(tmp_path, monkeypatch, server):
     monkeypatch.chdir(PROJECT)
-    with prefect_server(tmp_path / "prefect") as server:
-        env = project_env(PROJECT, **server)
-        done = subprocess.run(["make", "-s", "-C", str(PROJECT), "gpu-slots", "GPUS=1"], env=env,
-                              capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
-        for key, value in server.items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("PATH", os.pathsep.join([str(VENV_BIN), os.environ["PATH"]]))
-        launch("tests.ddp_child", ["--out", str(tmp_path / "out")],
-               config_file=str(CONFIGS / "single_gpu.yaml"), gpus=1)
+    env = project_env(PROJECT, **server)
+    done = subprocess.run(["make", "-s", "-C", str(PROJECT), "gpu-slots", "GPUS=1"], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for key, value in server.items():
+        monkeypatch.setenv(key, value)
+    launch("tests.ddp_child", ["--out", str(tmp_path / "out")],
+           config_file=str(CONFIGS / "single_gpu.yaml"), gpus=1)
     rank = json.loads((tmp_path / "out" / "rank0.json").read_text())
     assert rank["device"].startswith("cuda") and rank["world_size"] == 1
