@@ -39,6 +39,14 @@ class Section(BaseModel):
 class Base(Section):
     seed: int = Field(0, description="Seed for every random choice of every stage.")
     profile: str = Field("default", description="Profile whose per-section overrides apply.")
+    # Hardware layout, shared by every stage that trains or generates (docs/cluster.md).
+    accelerate_config: str | None = Field(
+        None, description="accelerate config (configs/accelerate/*.yaml) for training children; "
+                          "null: one CPU process.")
+    gpus: int = Field(0, ge=0, description="Prefect `gpu` slots a training launch holds: the "
+                                           "config's GPUs per machine; 0 on CPU.")
+    tensor_parallel_size: int = Field(1, gt=0, description="GPUs vLLM shards one generation model "
+                                                           "over (vllm serve --tensor-parallel-size).")
 
 
 class Corpus(Section):

@@ -124,7 +124,12 @@ def stage_run(stage: str, params: Params) -> Iterator[MlflowTracker]:
 
     mlflow.set_tracking_uri(tracking_uri())
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location(tracking_uri()))
+        try:
+            mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location(tracking_uri()))
+        except mlflow.exceptions.MlflowException as err:
+            # Two stages starting together on a fresh store both see no experiment; one creates it.
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
     mlflow.set_experiment(EXPERIMENT)
     tags = {
         "stage": stage,
