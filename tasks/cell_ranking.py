@@ -1,0 +1,259 @@
+"""Ranking kernels of the textify stage: QC, normalise and top-k genes per CSR row, then the
+sentences, built as an Arrow string array with no Python object per cell.
+
+>>> import scipy.sparse as sp
+>>> x = sp.csr_matrix(np.array([[0, 5, 1, 5], [2, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float32))
+>>> r = rank_cells(x, tie_rank=np.array([3, 2, 1, 0]), top_k=3)
+>>> r.top.tolist(), r.n_top.tolist(), [STATUS_NAMES[s] for s in r.status]
+([[3, 1, 2], [0, -1, -1], [-1, -1, -1]], [3, 1, 0], ['kept', 'kept', 'all_zero'])
+>>> sentences(r.top[:2], r.n_top[:2], ["A", "B", "C", "D"]).to_pylist()
+['<cell>D, B, C</cell>', '<cell>A</cell>']
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+# --- kernels ------------------------------------------------------------------------------------
+
+KEPT, NON_FINITE, NEGATIVE, ALL_ZERO, FEW_GENES, FEW_COUNTS, MITO = range(7)
+STATUS_NAMES = ("kept", "non_finite", "negative", "all_zero", "min_genes", "min_counts",
+                "max_mito_fraction")
+
+
+@numba.njit(inline="always")
+def _select_largest(keys, m, k):
+    # Quickselect in place: afterwards keys[m-k:m] hold the k largest of keys[:m]. Keys are
+    # distinct (a gene appears once per row), so Hoare partitioning always makes progress.
+    lo, hi, target = 0, m - 1, m - k
+    while lo < hi:
+        a, b, c = keys[lo], keys[(lo + hi) >> 1], keys[hi]
+        pivot = max(min(a, b), min(max(a, b), c))
+        i, j = lo, hi
+        while i <= j:
+            while keys[i] < pivot:
+                i += 1
+            while keys[j] > pivot:
+                j -= 1
+            if i <= j:
+                keys[i], keys[j] = keys[j], keys[i]
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            return
+
+
+_FAST = {"reassoc", "contract"}  # lets LLVM vectorise sums; NaN/inf semantics stay exact
+
+
+@numba.njit(fastmath=_FAST, inline="always")
+def _row_stats(data, indices, lo, hi, mito_weight):
+    # Branch-free so that it vectorises; the rare bad row is located afterwards.
+    n_bad, expressed, counts, mito = 0, 0, 0.0, 0.0
+    for p in range(lo, hi):
+        v = data[p]
+        n_bad += not (v >= 0 and v < np.inf)  # NaN fails both comparisons
+        expressed += v > 0
+        counts += v
+        mito += v * mito_weight[indices[p]]
+    first_bad = -1
+    if n_bad:
+        for p in range(lo, hi):
+            if not (data[p] >= 0 and data[p] < np.inf):
+                first_bad = p
+                break
+    return first_bad, expressed, counts, mito
+
+
+@numba.njit(fastmath=_FAST, inline="always")
+def _normalize_row(data, lo, hi, scale):
+    # normalize_total then log1p, in place. Neither changes the order within a cell (ranking
+    # does not need them); they are kept so the values are scanpy's if they are carried.
+    # log(1 + x) in float64 is exact to float32 above 1e-4 and, unlike libm's log1p, vectorises;
+    # below 1e-4 the series x - x^2/2 is exact.
+    for p in range(lo, hi):
+        x = data[p] * scale
+        data[p] = np.log(1.0 + x) if x > 1e-4 else x * (1.0 - 0.5 * x)
+
+
+@numba.njit(inline="always")
+def _top_of_row(data, bits, indices, lo, hi, expressed, tie_rank, k, keys, sample, out):
+    # Ranking key, one uint64 per expressed gene: the float32 value's bits (ordered like the
+    # values, which are positive) above the inverted seeded tie rank, so "largest key first" is
+    # "value descending, then tie rank ascending" and no comparator is needed.
+    # Only genes at or above a cutoff get a key: the cutoff is a quantile of a strided sample
+    # of the row, taken generously; if it lets fewer than k through, every gene is taken.
+    tie_max = np.uint64(0xFFFFFFFF)
+    cutoff = np.uint32(1)
+    if expressed > 2 * k:
+        ns, stride = 0, max(1, (hi - lo) // sample.size)
+        for p in range(lo, hi, stride):
+            if ns < sample.size:
+                sample[ns] = bits[p]
+                ns += 1
+        want = min(ns, 8 + (3 * k * ns) // (2 * expressed))
+        _select_largest(sample, ns, want)
+        cutoff = max(cutoff, sample[ns - want:ns].min())
+    for attempt in range(2):
+        m = 0
+        for p in range(lo, hi):
+            # branch-free compaction: the key is always written, kept only if it passes
+            keys[m] = (np.uint64(bits[p]) << np.uint64(32)) | (tie_max - np.uint64(tie_rank[indices[p]]))
+            m += (data[p] > 0) & (bits[p] >= cutoff)
+        if m >= min(k, expressed):
+            break
+        cutoff = np.uint32(1)
+    s = min(m, k)
+    if m > k:
+        _select_largest(keys, m, k)
+    best = np.sort(keys[m - s:m])
+    for q in range(s):
+        out[q] = tie_max - (best[s - 1 - q] & tie_max)  # the tie rank; the caller maps it back
+    return s
+
+
+@numba.njit(parallel=True, cache=True)
+def _rank_rows(data, bits, indices, indptr, mito_weight, tie_rank, gene_of_tie, k,
+               min_genes, min_counts, max_mito_fraction, target_sum, n_blocks):
+    # Each cell is handled start to end while its row sits in cache: stats and QC, normalise in
+    # place, top k. Rows are split into a few blocks per thread so scratch is allocated per block.
+    n = indptr.size - 1
+    status = np.zeros(n, np.int8)
+    n_genes = np.zeros(n, np.int64)
+    total = np.zeros(n, np.float64)
+    first_bad = np.full(n, -1, np.int64)  # position in data of the first NaN/inf/negative value
+    top = np.full((n, k), -1, np.int32)
+    n_top = np.zeros(n, np.int32)
+    n_blocks = max(1, min(n, n_blocks))
+    for b in numba.prange(n_blocks):
+        first, last = b * n // n_blocks, (b + 1) * n // n_blocks
+        width = 0
+        for i in range(first, last):
+            width = max(width, indptr[i + 1] - indptr[i])
+        keys = np.empty(width, np.uint64)
+        sample = np.empty(256, np.uint32)
+        ranks = np.empty(k, np.uint64)
+        for i in range(first, last):
+            lo, hi = indptr[i], indptr[i + 1]
+            bad, expressed, counts, mito = _row_stats(data, indices, lo, hi, mito_weight)
+            n_genes[i], first_bad[i] = expressed, bad
+            total[i] = counts if bad < 0 else 0.0
+            if bad >= 0:
+                status[i] = NON_FINITE if not np.isfinite(data[bad]) else NEGATIVE
+            elif expressed == 0:
+                status[i] = ALL_ZERO
+            elif expressed < min_genes:
+                status[i] = FEW_GENES
+            elif counts < min_counts:
+                status[i] = FEW_COUNTS
+            elif mito > max_mito_fraction * counts:
+                status[i] = MITO
+            if status[i] != KEPT:
+                continue
+            # Ranked on the raw values: normalize_total and log1p are monotone within a cell, so
+            # the order is the same, without ties that rounding the normalised values could add.
+            s = _top_of_row(data, bits, indices, lo, hi, expressed, tie_rank, k, keys, sample, ranks)
+            _normalize_row(data, lo, hi, target_sum / counts)
+            for q in range(s):
+                top[i, q] = gene_of_tie[ranks[q]]
+            n_top[i] = s
+    return status, n_genes, total, first_bad, top, n_top
+
+
+# --- pure functions on one chunk ----------------------------------------------------------------
+
+def tie_ranks(n_genes: int, seed: int) -> np.ndarray:
+    """Secondary sort key: among equal values the gene with the smaller rank comes first."""
+    return np.random.default_rng(seed).permutation(n_genes).astype(np.int64)
+
+
+@dataclass
+class RankedCells:
+    """Per row of a chunk: what happened to it (``STATUS_NAMES``), its stats and top genes."""
+
+    status: np.ndarray
+    n_genes: np.ndarray
+    total: np.ndarray
+    first_bad: np.ndarray
+    top: np.ndarray  # (cells, top_k) gene indices, -1 pads
+    n_top: np.ndarray
+
+
+def rank_cells(x: sp.csr_matrix, tie_rank: np.ndarray, top_k: int, *, target_sum: float = 1e4,
+               min_genes: int = 0, min_counts: float = 0.0, max_mito_fraction: float = 1.0,
+               is_mito: np.ndarray | None = None) -> RankedCells:
+    """QC, normalise (in place) and rank the genes of every row of ``x``.
+
+    Values are held as float32 (the precision of nearly every .h5ad): ``x.data`` must be float32
+    and is overwritten with log1p-normalised values for the rows that are kept.
+    """
+    if x.data.dtype != np.float32:
+        raise TypeError("rank_cells needs float32 values (it normalises them in place)")
+    mito_weight = np.zeros(x.shape[1]) if is_mito is None else np.asarray(is_mito, np.float64)
+    tie_rank = np.asarray(tie_rank, np.int64)
+    out = _rank_rows(x.data, x.data.view(np.uint32), x.indices, x.indptr, mito_weight, tie_rank,
+                     np.argsort(tie_rank), int(top_k), int(min_genes), float(min_counts),
+                     float(max_mito_fraction), float(target_sum),
+                     8 * numba.get_num_threads())  # (a call inside the kernel would stop caching)
+    return RankedCells(*out)
+
+
+@numba.njit(parallel=True, cache=True)
+def _join_names(top, n_top, name_bytes, name_offsets, sep, head, tail):
+    # Arrow's string layout built directly: a byte buffer and the offset where each row starts.
+    n = n_top.size
+    lengths = np.zeros(n + 1, np.int64)
+    for i in numba.prange(n):
+        size = head.size + tail.size + sep.size * max(n_top[i] - 1, 0)
+        for q in range(n_top[i]):
+            size += name_offsets[top[i, q] + 1] - name_offsets[top[i, q]]
+        lengths[i + 1] = size
+    offsets = np.cumsum(lengths)
+    out = np.empty(offsets[-1], np.uint8)
+    for i in numba.prange(n):
+        at = _put(out, offsets[i], head, 0, head.size)
+        for q in range(n_top[i]):
+            if q:
+                at = _put(out, at, sep, 0, sep.size)
+            at = _put(out, at, name_bytes, name_offsets[top[i, q]], name_offsets[top[i, q] + 1])
+        _put(out, at, tail, 0, tail.size)
+    return offsets, out
+
+
+@numba.njit(inline="always")
+def _put(out, at, src, lo, hi):
+    # a byte loop: gene names are a few bytes, too short for a slice copy to pay off
+    for b in range(lo, hi):
+        out[at] = src[b]
+        at += 1
+    return at
+
+
+def _utf8(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), np.uint8)
+
+
+def sentences(top: np.ndarray, n_top: np.ndarray, gene_names: Any, separator: str = ", ") -> pa.Array:
+    """``<cell>G1, G2, ...</cell>`` per row of an index matrix, as one Arrow string array.
+
+    The bytes are assembled in parallel from the gene names' UTF-8 buffer: no Python string is
+    made per cell.
+    """
+    names = gene_names if isinstance(gene_names, pa.Array) else pa.array(list(gene_names), pa.large_string())
+    names = names.cast(pa.large_string())
+    validity, offsets, data = names.buffers()
+    name_offsets = np.frombuffer(offsets, np.int64, len(names) + 1, names.offset * 8)
+    name_bytes = np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8)
+    top = np.ascontiguousarray(top, np.int64).reshape(len(n_top), -1)
+    row_offsets, out = _join_names(top, np.asarray(n_top, np.int64), name_bytes, name_offsets,
+                                   _utf8(separator), _utf8("<cell>"), _utf8("</cell>"))
+    return pa.LargeStringArray.from_buffers(len(n_top), pa.py_buffer(row_offsets), pa.py_buffer(out))

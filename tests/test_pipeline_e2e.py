@@ -1,0 +1,54 @@
+"""The whole pipeline as a user runs it: ``dvc repro`` on the smoke profile in a fresh copy.
+
+DVC runs every stage, each stage's command runs its Prefect flow, MLflow records one run per stage
+execution; a second ``dvc repro`` does nothing.
+"""
+import sqlite3
+
+import mlflow
+import pytest
+import yaml
+
+from tests.harness import copy_project, project_env, run_dvc
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_dvc_repro_smoke_builds_every_stage_once(tmp_path):
+    project = copy_project(tmp_path)
+    env = project_env(project)
+    stages = list(yaml.safe_load((project / "dvc.yaml").read_text())["stages"])
+
+    run_dvc(project, "repro", env=env, timeout=3000)
+
+    status = run_dvc(project, "status", env=env)
+    assert "up to date" in status.stdout
+    for name, stage in yaml.safe_load((project / "dvc.yaml").read_text())["stages"].items():
+        for out in stage.get("outs", []):
+            path = out if isinstance(out, str) else next(iter(out))
+            assert (project / path).exists(), f"{name} did not write {path}"
+
+    # Prefect ran each stage as a flow (its database lives in the copy's PREFECT_HOME).
+    with sqlite3.connect(project / ".prefect" / "prefect.db") as db:
+        flows = {row[0] for row in db.execute(
+            "SELECT flow.name FROM flow_run JOIN flow ON flow_run.flow_id = flow.id "
+            "WHERE flow_run.state_type = 'COMPLETED'")}
+    assert set(stages) <= flows
+
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["omicsforge"], output_format="list")
+    by_stage = {}
+    for run in runs:
+        by_stage.setdefault(run.data.tags["stage"], []).append(run)
+    assert sorted(by_stage) == sorted(stages)
+    for stage, stage_runs in by_stage.items():
+        assert len(stage_runs) == 1, f"{stage} ran {len(stage_runs)} times"
+        run = stage_runs[0]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["profile"] == "smoke"
+        assert run.data.params["base.profile"] == "smoke"
+        assert run.data.metrics, f"{stage} logged no metrics"
+
+    again = run_dvc(project, "repro", env=env)
+    assert "Data and pipelines are up to date." in again.stdout
+    assert len(mlflow.search_runs(experiment_names=["omicsforge"], output_format="list")) == len(runs)
