@@ -74,19 +74,16 @@ def _row_stats(data, indices, lo, hi, mito_weight):
     return first_bad, expressed, counts, mito
 
 
-@numba.njit(fastmath=_FAST, inline="always")
-def _normalize_row(data, lo, hi, scale):
-    # normalize_total then log1p, in place. Neither changes the order within a cell (ranking
-    # does not need them); they are kept so the values are scanpy's if they are carried.
-    # log(1 + x) in float64 is exact to float32 above 1e-4 and, unlike libm's log1p, vectorises;
-    # below 1e-4 the series x - x^2/2 is exact.
-    for p in range(lo, hi):
-        x = data[p] * scale
-        data[p] = np.log(1.0 + x) if x > 1e-4 else x * (1.0 - 0.5 * x)
+@numba.njit(inline="always")
+def _log1p_normalized(value, scale):
+    # normalize_total then log1p of one value. log(1 + x) in float64 is exact to float32 above
+    # 1e-4; below it the series x - x^2/2 is.
+    x = value * scale
+    return np.log(1.0 + x) if x > 1e-4 else x * (1.0 - 0.5 * x)
 
 
 @numba.njit(inline="always")
-def _top_of_row(data, bits, indices, lo, hi, expressed, tie_rank, k, keys, sample, out):
+def _top_of_row(data, bits, indices, lo, hi, expressed, tie_rank, k, keys, sample, out, out_bits):
     # Ranking key, one uint64 per expressed gene: the float32 value's bits (ordered like the
     # values, which are positive) above the inverted seeded tie rank, so "largest key first" is
     # "value descending, then tie rank ascending" and no comparator is needed.
@@ -118,14 +115,15 @@ def _top_of_row(data, bits, indices, lo, hi, expressed, tie_rank, k, keys, sampl
     best = np.sort(keys[m - s:m])
     for q in range(s):
         out[q] = tie_max - (best[s - 1 - q] & tie_max)  # the tie rank; the caller maps it back
+        out_bits[q] = np.uint32(best[s - 1 - q] >> np.uint64(32))  # the value's float32 bits
     return s
 
 
 @numba.njit(parallel=True, cache=True)
 def _rank_rows(data, bits, indices, indptr, mito_weight, tie_rank, gene_of_tie, k,
-               min_genes, min_counts, max_mito_fraction, target_sum, n_blocks):
-    # Each cell is handled start to end while its row sits in cache: stats and QC, normalise in
-    # place, top k. Rows are split into a few blocks per thread so scratch is allocated per block.
+               min_genes, min_counts, max_mito_fraction, target_sum, with_values, n_blocks):
+    # Each cell is handled start to end while its row sits in cache: stats and QC, then top k.
+    # Rows are split into a few blocks per thread so scratch is allocated per block.
     n = indptr.size - 1
     status = np.zeros(n, np.int8)
     n_genes = np.zeros(n, np.int64)
@@ -133,6 +131,7 @@ def _rank_rows(data, bits, indices, indptr, mito_weight, tie_rank, gene_of_tie, 
     first_bad = np.full(n, -1, np.int64)  # position in data of the first NaN/inf/negative value
     top = np.full((n, k), -1, np.int32)
     n_top = np.zeros(n, np.int32)
+    values = np.full((n if with_values else 0, k), np.nan, np.float32)
     n_blocks = max(1, min(n, n_blocks))
     for b in numba.prange(n_blocks):
         first, last = b * n // n_blocks, (b + 1) * n // n_blocks
@@ -142,6 +141,7 @@ def _rank_rows(data, bits, indices, indptr, mito_weight, tie_rank, gene_of_tie, 
         keys = np.empty(width, np.uint64)
         sample = np.empty(256, np.uint32)
         ranks = np.empty(k, np.uint64)
+        rank_bits = np.empty(k, np.uint32)
         for i in range(first, last):
             lo, hi = indptr[i], indptr[i + 1]
             bad, expressed, counts, mito = _row_stats(data, indices, lo, hi, mito_weight)
@@ -160,13 +160,17 @@ def _rank_rows(data, bits, indices, indptr, mito_weight, tie_rank, gene_of_tie, 
             if status[i] != KEPT:
                 continue
             # Ranked on the raw values: normalize_total and log1p are monotone within a cell, so
-            # the order is the same, without ties that rounding the normalised values could add.
-            s = _top_of_row(data, bits, indices, lo, hi, expressed, tie_rank, k, keys, sample, ranks)
-            _normalize_row(data, lo, hi, target_sum / counts)
+            # the order is the same, without ties that rounding the normalised values could add;
+            # the normalised values are computed for the k genes that are output, not for all.
+            s = _top_of_row(data, bits, indices, lo, hi, expressed, tie_rank, k, keys, sample, ranks,
+                            rank_bits)
             for q in range(s):
                 top[i, q] = gene_of_tie[ranks[q]]
+                if with_values:
+                    values[i, q] = _log1p_normalized(rank_bits[q:q + 1].view(np.float32)[0],
+                                                     target_sum / counts)
             n_top[i] = s
-    return status, n_genes, total, first_bad, top, n_top
+    return status, n_genes, total, first_bad, top, n_top, values
 
 
 # --- pure functions on one chunk ----------------------------------------------------------------
@@ -186,23 +190,24 @@ class RankedCells:
     first_bad: np.ndarray
     top: np.ndarray  # (cells, top_k) gene indices, -1 pads
     n_top: np.ndarray
+    values: np.ndarray  # (cells, top_k) log1p(normalize_total) of those genes, NaN pads; or (0, k)
 
 
 def rank_cells(x: sp.csr_matrix, tie_rank: np.ndarray, top_k: int, *, target_sum: float = 1e4,
                min_genes: int = 0, min_counts: float = 0.0, max_mito_fraction: float = 1.0,
-               is_mito: np.ndarray | None = None) -> RankedCells:
-    """QC, normalise (in place) and rank the genes of every row of ``x``.
+               is_mito: np.ndarray | None = None, with_values: bool = False) -> RankedCells:
+    """QC and rank the genes of every row of ``x``; with ``with_values`` also the
+    log1p(normalize_total) expression of the top genes (scanpy's values, for those genes only).
 
-    Values are held as float32 (the precision of nearly every .h5ad): ``x.data`` must be float32
-    and is overwritten with log1p-normalised values for the rows that are kept.
+    Values are held as float32 (the precision of nearly every .h5ad); ``x`` is not modified.
     """
     if x.data.dtype != np.float32:
-        raise TypeError("rank_cells needs float32 values (it normalises them in place)")
+        raise TypeError("rank_cells needs float32 values (ranking keys are their bit patterns)")
     mito_weight = np.zeros(x.shape[1]) if is_mito is None else np.asarray(is_mito, np.float64)
     tie_rank = np.asarray(tie_rank, np.int64)
     out = _rank_rows(x.data, x.data.view(np.uint32), x.indices, x.indptr, mito_weight, tie_rank,
                      np.argsort(tie_rank), int(top_k), int(min_genes), float(min_counts),
-                     float(max_mito_fraction), float(target_sum),
+                     float(max_mito_fraction), float(target_sum), bool(with_values),
                      8 * numba.get_num_threads())  # (a call inside the kernel would stop caching)
     return RankedCells(*out)
 

@@ -53,11 +53,13 @@ def textify_cells(
     min_counts: float = typer.Option(_default(Cells, "min_counts"), help="QC: drop cells with a smaller total."),
     max_mito_fraction: float = typer.Option(_default(Cells, "max_mito_fraction"), help="QC: drop cells with a larger MT- fraction."),
     target_sum: float = typer.Option(_default(Cells, "target_sum"), help="normalize_total target before log1p."),
+    top_values: bool = typer.Option(False, "--top-values", help="Also write the log1p-normalised "
+                                    "expression of the sentence's genes (column top_values)."),
     seed: int = typer.Option(0, help="Seed of the tie-break order among equally expressed genes."),
     drop_bad: bool = typer.Option(False, "--drop-bad", help="Drop cells with NaN/inf/negative values "
                                   "or no expressed gene (counted) instead of failing."),
 ) -> None:
-    """Cells to cell sentences: QC, normalize_total + log1p, top-k gene names in <cell>...</cell>.
+    """Cells to cell sentences: QC, rank genes, top-k gene names in <cell>...</cell>.
 
     Bad input (NaN or negative values, duplicate genes, a transposed matrix, no raw) stops
     with one line naming the file, the cell and the problem, and exit code 2; OUT is kept.
@@ -68,7 +70,7 @@ def textify_cells(
         cfg = Cells(source=source, use_raw=raw, label_key=label_key, obs_keys=obs_key, top_k=top_k,
                     separator=separator, min_genes=min_genes, min_counts=min_counts,
                     max_mito_fraction=max_mito_fraction, target_sum=target_sum,
-                    chunk_size=chunk_size, on_bad_record="drop" if drop_bad else "error")
+                    top_values=top_values, chunk_size=chunk_size, on_bad_record="drop" if drop_bad else "error")
         with open_cells(source, cfg) as cells:
             counts = write_cell_sentences(cells, out, cfg, seed, progress=True)
     except Exception as err:  # noqa: BLE001 - only input errors are turned into one line

@@ -81,6 +81,8 @@ class Cells(Section):
     max_mito_fraction: float = Field(1.0, ge=0, le=1, description="QC: MT- fraction ceiling.")
     mito_prefix: str = Field("MT-", description="Gene-name prefix of mitochondrial genes (mt- in mouse).")
     target_sum: float = Field(1e4, gt=0, description="normalize_total target before log1p.")
+    top_values: bool = Field(False, description="Also write top_values: log1p(normalize_total) "
+                             "expression of the sentence's genes, in sentence order.")
     chunk_size: int = Field(20000, gt=0, description="Cells read per chunk from a backed file.")
     on_bad_record: BadRecord = Field("error", description="Cells with NaN/inf/negative values or "
                                      "no expressed gene: fail the stage, or drop them with a count.")

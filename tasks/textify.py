@@ -176,7 +176,7 @@ def textify_chunk(x: sp.csr_matrix, start: int, cm: CellMatrix, cfg: Cells, tie_
     """Cell sentences of rows ``start:start + x.shape[0]``; bad cells raise or are counted."""
     r = rank_cells(x, tie_rank, cfg.top_k, target_sum=cfg.target_sum, min_genes=cfg.min_genes,
                    min_counts=cfg.min_counts, max_mito_fraction=cfg.max_mito_fraction,
-                   is_mito=is_mito)
+                   is_mito=is_mito, with_values=cfg.top_values)
     for code in (NON_FINITE, NEGATIVE, ALL_ZERO):  # bad records: fail, or drop with a count
         bad = np.flatnonzero(r.status == code)
         if bad.size and cfg.on_bad_record == "error":
@@ -206,6 +206,11 @@ def textify_chunk(x: sp.csr_matrix, start: int, cm: CellMatrix, cfg: Cells, tie_
         "total_counts": pa.array(r.total[rows]),
         "cell_sentence": text,
     }
+    if cfg.top_values:
+        values = r.values[rows]
+        columns["top_values"] = pa.ListArray.from_arrays(
+            pa.array(np.concatenate([[0], np.cumsum(n_top)]).astype(np.int32)),
+            pa.array(values[np.arange(values.shape[1]) < n_top[:, None]], pa.float32()))
     for key in cfg.obs_keys:
         columns[f"obs_{key}"] = _obs_column(cm.obs, key, start, x.shape[0], rows, as_text=False)
     return pa.table(columns)

@@ -90,10 +90,27 @@ def test_long_rows_take_the_sampled_cutoff_path():
     assert [r.top[i, :r.n_top[i]].tolist() for i in range(20)] == reference_top(x, tie, 200)
 
 
-def test_normalisation_is_log1p_of_normalize_total():
-    x = sp.csr_matrix(np.array([[1, 3, 0, 6]], np.float32))
-    rank_cells(x, np.arange(4), 2, target_sum=100)
-    np.testing.assert_allclose(x.data, np.log1p(np.array([1, 3, 6]) * 10.0), rtol=1e-6)
+def test_top_values_are_log1p_of_normalize_total_and_input_is_untouched():
+    x = sp.csr_matrix(np.array([[1, 3, 0, 6], [0, 2, 0, 0]], np.float32))
+    before = x.data.copy()
+    r = rank_cells(x, np.arange(4), 2, target_sum=100, with_values=True)
+    np.testing.assert_allclose(r.values[0], np.log1p(np.array([6, 3]) * 10.0), rtol=1e-6)
+    np.testing.assert_allclose(r.values[1], [np.log1p(100.0), np.nan], rtol=1e-6)
+    np.testing.assert_array_equal(x.data, before)
+    assert rank_cells(x, np.arange(4), 2).values.shape == (0, 2)
+
+
+def test_top_values_column_follows_the_sentence(tmp_path):
+    x = sp.csr_matrix(np.array([[1, 3, 0, 6], [0, 2, 0, 0]], np.float32))
+    path = tmp_path / "cells.h5ad"
+    make_adata(x).write_h5ad(path)
+    c = Cells(source=str(path), use_raw=False, top_k=3, target_sum=100, top_values=True)
+    out = tmp_path / "cells.parquet"
+    with open_cells(str(path), c) as cm:
+        write_cell_sentences(cm, out, c, seed=0)
+    table = pd.read_parquet(out)
+    assert [len(v) for v in table["top_values"]] == [3, 1]
+    np.testing.assert_allclose(table["top_values"][0], np.log1p(np.array([6, 3, 1]) * 10.0), rtol=1e-6)
 
 
 def test_sentences_wrap_and_join():
