@@ -5,13 +5,149 @@ evaluate this BEIR folder) and write nothing to MLflow.
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from tasks.params import Cells, Dna, Proteins
 
 app = typer.Typer(help="omicsforge: omics as text for language models.", no_args_is_help=True)
 
 # --- textify: cells / dna / proteins ------------------------------------------------------------
-textify_app = typer.Typer(help="Write omics data as text (<cell>, <dna>, <protein>).", no_args_is_help=True)
+textify_app = typer.Typer(help="Write omics data as text (<cell>, <dna>, <protein>) to parquet.",
+                          no_args_is_help=True)
 app.add_typer(textify_app, name="textify")
+
+
+def _bad_input(err: Exception) -> typer.Exit:
+    # One line on stderr and exit 2, as for the pipeline's stages: which file, record, problem.
+    from pydantic import ValidationError
+
+    if isinstance(err, ValidationError):
+        first = err.errors()[0]
+        err = f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}"
+    typer.echo(f"error: {err}", err=True)
+    return typer.Exit(2)
+
+
+def _nonzero(dropped) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(dropped.items()) if v) or "none"
+
+
+def _default(model, name: str):
+    return model.model_fields[name].default
+
+
+@textify_app.command("cells")
+def textify_cells(
+    source: str = typer.Argument(..., help="AnnData .h5ad (read backed, in chunks) or scanpy:<dataset>."),
+    out: Path = typer.Argument(..., help="Parquet file to write (replaced only when all is done)."),
+    top_k: int = typer.Option(_default(Cells, "top_k"), help="Genes per sentence, highest normalised expression first."),
+    separator: str = typer.Option(_default(Cells, "separator"), help="Text between gene names."),
+    raw: bool = typer.Option(True, "--raw/--no-raw", help="Rank genes from adata.raw (default) or adata.X."),
+    label_key: Optional[str] = typer.Option(None, help="obs column written as each cell's label."),
+    obs_key: list[str] = typer.Option([], help="obs column carried as obs_<key> (repeatable)."),
+    chunk_size: int = typer.Option(_default(Cells, "chunk_size"), help="Cells read and processed at a time (bounds memory)."),
+    min_genes: int = typer.Option(_default(Cells, "min_genes"), help="QC: drop cells with fewer expressed genes."),
+    min_counts: float = typer.Option(_default(Cells, "min_counts"), help="QC: drop cells with a smaller total."),
+    max_mito_fraction: float = typer.Option(_default(Cells, "max_mito_fraction"), help="QC: drop cells with a larger MT- fraction."),
+    target_sum: float = typer.Option(_default(Cells, "target_sum"), help="normalize_total target before log1p."),
+    seed: int = typer.Option(0, help="Seed of the tie-break order among equally expressed genes."),
+    drop_bad: bool = typer.Option(False, "--drop-bad", help="Drop cells with NaN/inf/negative values "
+                                  "or no expressed gene (counted) instead of failing."),
+) -> None:
+    """Cells to cell sentences: QC, normalize_total + log1p, top-k gene names in <cell>...</cell>.
+
+    Bad input (NaN or negative values, duplicate genes, a transposed matrix, no raw) stops
+    with one line naming the file, the cell and the problem, and exit code 2; OUT is kept.
+    """
+    from tasks.textify import open_cells, write_cell_sentences
+
+    try:
+        cfg = Cells(source=source, use_raw=raw, label_key=label_key, obs_keys=obs_key, top_k=top_k,
+                    separator=separator, min_genes=min_genes, min_counts=min_counts,
+                    max_mito_fraction=max_mito_fraction, target_sum=target_sum,
+                    chunk_size=chunk_size, on_bad_record="drop" if drop_bad else "error")
+        with open_cells(source, cfg) as cells:
+            counts = write_cell_sentences(cells, out, cfg, seed, progress=True)
+    except Exception as err:  # noqa: BLE001 - only input errors are turned into one line
+        if not _is_input_error(err):
+            raise
+        raise _bad_input(err) from None
+    typer.echo(f"{counts.cells_out} of {counts.cells_in} cells -> {out} "
+               f"(dropped: {_nonzero(counts.dropped)})")
+
+
+@textify_app.command("dna")
+def textify_dna(
+    source: list[str] = typer.Argument(..., help="FASTA/GenBank files or folders (.gz too); pkg:relpath "
+                                       "for data shipped in a package. Last argument: OUT."),
+    window: int = typer.Option(_default(Dna, "window"), help="Window length in bases."),
+    stride: int = typer.Option(_default(Dna, "stride"), help="Step between window starts."),
+    min_window: int = typer.Option(_default(Dna, "min_window"), help="Drop a shorter last window."),
+    max_windows: int = typer.Option(_default(Dna, "max_windows_per_record"), help="Windows kept per record."),
+    max_n_fraction: float = typer.Option(_default(Dna, "max_n_fraction"), help="Skip windows with more N."),
+    drop_bad: bool = typer.Option(False, "--drop-bad", help="Drop records with letters outside ACGTN, "
+                                  "empty or duplicate ids (counted) instead of failing."),
+) -> None:
+    """DNA to windows of <dna>...</dna> text with their GC fraction: textify dna IN... OUT."""
+    from tasks.schemas import DnaWindows
+    from tasks.sequences import dna_windows
+    from tasks.storage import write_table
+
+    *inputs, out = source
+    if not inputs:
+        raise _bad_input(ValueError("give at least one input and the output path"))
+    try:
+        cfg = Dna(sources=inputs, window=window, stride=stride, min_window=min_window,
+                  max_windows_per_record=max_windows, max_n_fraction=max_n_fraction,
+                  on_bad_record="drop" if drop_bad else "error")
+        df, counts = dna_windows(inputs, cfg)
+        write_table(df, out, DnaWindows)
+    except Exception as err:  # noqa: BLE001
+        if not _is_input_error(err):
+            raise
+        raise _bad_input(err) from None
+    typer.echo(f"{len(df)} windows from {counts.records_out} of {counts.records_in} records -> {out} "
+               f"(dropped: {_nonzero(counts.dropped)})")
+
+
+@textify_app.command("proteins")
+def textify_proteins(
+    source: list[str] = typer.Argument(..., help="FASTA files or folders (.gz too); pkg:relpath for "
+                                       "data shipped in a package. Last argument: OUT."),
+    max_length: int = typer.Option(_default(Proteins, "max_length"), help="Longer proteins are dropped."),
+    drop_bad: bool = typer.Option(False, "--drop-bad", help="Drop records with letters outside the "
+                                  "amino-acid alphabet, empty or duplicate ids (counted) instead of failing."),
+) -> None:
+    """Proteins to <protein>...</protein> text (20 amino acids + X B Z U O; a final * is removed)."""
+    from tasks.schemas import ProteinSequences
+    from tasks.sequences import protein_texts
+    from tasks.storage import write_table
+
+    *inputs, out = source
+    if not inputs:
+        raise _bad_input(ValueError("give at least one input and the output path"))
+    try:
+        cfg = Proteins(sources=inputs, max_length=max_length,
+                       on_bad_record="drop" if drop_bad else "error")
+        df, counts = protein_texts(inputs, cfg)
+        write_table(df, out, ProteinSequences)
+    except Exception as err:  # noqa: BLE001
+        if not _is_input_error(err):
+            raise
+        raise _bad_input(err) from None
+    typer.echo(f"{len(df)} proteins from {counts.records_in} records -> {out} "
+               f"(dropped: {_nonzero(counts.dropped)})")
+
+
+def _is_input_error(err: Exception) -> bool:
+    from pydantic import ValidationError
+
+    from tasks.errors import InputError
+
+    return isinstance(err, (InputError, ValidationError))
 
 
 # --- limit: retrieval benchmark -----------------------------------------------------------------

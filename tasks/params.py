@@ -71,9 +71,11 @@ class Cells(Section):
     min_genes: int = Field(0, ge=0, description="QC: cells with fewer expressed genes are dropped.")
     min_counts: float = Field(0, ge=0, description="QC: cells with fewer total counts are dropped.")
     max_mito_fraction: float = Field(1.0, ge=0, le=1, description="QC: MT- fraction ceiling.")
+    mito_prefix: str = Field("MT-", description="Gene-name prefix of mitochondrial genes (mt- in mouse).")
     target_sum: float = Field(1e4, gt=0, description="normalize_total target before log1p.")
     chunk_size: int = Field(20000, gt=0, description="Cells read per chunk from a backed file.")
-    on_bad_record: BadRecord = "error"
+    on_bad_record: BadRecord = Field("error", description="Cells with NaN/inf/negative values or "
+                                     "no expressed gene: fail the stage, or drop them with a count.")
 
 
 class Dna(Section):
@@ -81,14 +83,18 @@ class Dna(Section):
     window: int = Field(256, gt=0, description="Window length in bases.")
     stride: int = Field(256, gt=0, description="Step between window starts.")
     min_window: int = Field(64, gt=0, description="A shorter last window is dropped.")
-    max_windows_per_record: int = Field(200, gt=0)
-    on_bad_record: BadRecord = "error"
+    max_windows_per_record: int = Field(200, gt=0, description="Later windows of a record are skipped.")
+    max_n_fraction: float = Field(0.5, ge=0, le=1, description="Windows with more N (unknown bases) "
+                                  "are skipped with a count (assembly gaps).")
+    on_bad_record: BadRecord = Field("error", description="Records with a letter outside ACGTN, "
+                                     "empty or duplicate ids: fail the stage, or drop them with a count.")
 
 
 class Proteins(Section):
     sources: list[str] = Field(description="FASTA files or folders; pkg:relpath for shipped data.")
     max_length: int = Field(2000, gt=0, description="Longer sequences are dropped with a count.")
-    on_bad_record: BadRecord = "error"
+    on_bad_record: BadRecord = Field("error", description="Records with a letter outside the amino "
+                                     "acid alphabet, empty or duplicate ids: fail, or drop with a count.")
 
 
 class Textify(Section):
@@ -96,6 +102,80 @@ class Textify(Section):
     dna: Dna
     proteins: Proteins
 
+
+class CellTypeProblems(Section):
+    cells_per_type: int = Field(40, gt=0, description="Labelled cells sampled per cell type.")
+
+
+class PerturbProblems(Section):
+    train_pairs_per_line: int = Field(100, gt=0, description="Training pairs per (cell line, task), label-balanced.")
+    test_genes_per_line: int = Field(10, gt=0, description="Downstream genes with both labels sampled per (cell line, task) for test.")
+    test_pairs_per_gene: int = Field(6, ge=2, description="Test pairs per sampled gene, half of each label.")
+
+
+class TfBindingProblems(Section):
+    motifs: int = Field(300, gt=0, description="JASPAR motifs sampled; one planted-site problem each.")
+    window: int = Field(100, gt=0, description="Bases of background sequence per problem.")
+    min_site_score: float = Field(0.8, gt=0, le=1, description="Least relative PSSM score of the planted site.")
+    margin: float = Field(0.05, ge=0, description="A distractor scoring within this of the site is ambiguous.")
+    tries: int = Field(20, gt=0, description="Redraws of sites/distractors before a motif is rejected.")
+    require_consistent_counts: bool = Field(False, description="Skip (and count) JASPAR matrices whose raw counts were scaled per position.")
+
+
+class ProteinFamilyProblems(Section):
+    per_family: int = Field(25, gt=0, description="HMMER-confirmed members per family (real first, then emitted).")
+    max_length: int = Field(1000, gt=0, description="Longer real sequences are skipped with a count.")
+    max_evalue: float = Field(1e-5, gt=0, description="A family hits a sequence at or below this E-value.")
+    emit: bool = Field(True, description="Top families up with sequences emitted from their HMM.")
+
+
+class ClinicalProblems(Section):
+    diseases: int = Field(300, gt=0, description="OMIM diseases sampled for rare_disease.")
+    genes: int = Field(300, gt=0, description="Single-gene OMIM diseases' genes sampled for causal_gene.")
+    min_phenotypes: int = Field(5, gt=0, description="Diseases with fewer HPO annotations are skipped.")
+    max_phenotypes: int = Field(12, gt=0, description="Most disease phenotypes kept in a patient.")
+    drop_fraction: float = Field(0.3, ge=0, lt=1, description="Share of the disease's phenotypes dropped.")
+    unrelated_phenotypes: int = Field(2, ge=0, description="Unrelated HPO terms added to each patient.")
+
+
+class AlignmentProblems(Section):
+    genomes: list[str] = Field(description="FASTA genomes (pkg:relpath for shipped data) for pyrodigal.")
+    genes: int = Field(300, gt=0, description="Coding sequences sampled.")
+    min_cds: int = Field(150, gt=0, description="Shortest CDS in bases.")
+    max_cds: int = Field(750, gt=0, description="Longest CDS in bases (prompt size).")
+    codon_table: int = Field(11, gt=0, description="NCBI translation table of the genomes.")
+    length_tolerance: float = Field(0.15, gt=0, description="Distractor proteins within this relative length.")
+
+
+class IntegrationProblems(Section):
+    quads: int = Field(60, gt=0, description="Quadruples (2 cells x 2 factor sites), split by motif share.")
+    window: int = Field(100, gt=0, description="Bases of background sequence per site.")
+    min_site_score: float = Field(0.8, gt=0, le=1)
+    margin: float = Field(0.05, ge=0, description="Other measured factors must score this far below the site.")
+    tries: int = Field(30, gt=0)
+
+
+class InstructionProblems(Section):
+    cells: int = Field(150, ge=0, description="Cells asked top gene / gene rank / gene presence.")
+    dna_windows: int = Field(150, ge=0, description="DNA windows asked length / GC bucket.")
+    proteins: int = Field(150, ge=0, description="Proteins asked length / residue count.")
+    dna_min_length: int = Field(40, gt=0, description="Windows are cut to a random length from this up.")
+    gc_edges: list[float] = Field([0.45, 0.55], description="GC-content bucket edges (fractions).")
+    protein_max_length: int = Field(400, gt=0)
+
+
+class Problems(Section):
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="Test share of entities per namespace/stratum (PerturbQA keeps its own split).")
+    n_choices: int = Field(4, ge=2, le=10, description="Options per multiple-choice question.")
+    samples_per_family: int = Field(10, gt=0, description="Sample problems per family in reports and MLflow.")
+    cell_type: CellTypeProblems = CellTypeProblems()
+    perturb: PerturbProblems = PerturbProblems()
+    tf_binding: TfBindingProblems = TfBindingProblems()
+    protein_family: ProteinFamilyProblems = ProteinFamilyProblems()
+    clinical: ClinicalProblems = ClinicalProblems()
+    alignment: AlignmentProblems
+    integration: IntegrationProblems = IntegrationProblems()
+    instruction: InstructionProblems = InstructionProblems()
 
 class BaseModelParams(Section):
     source: str = Field("build", description="'build': a Qwen3 from this config and a BPE tokenizer "
@@ -157,6 +237,7 @@ class Params(Section):
     base: Base = Base()
     corpus: Corpus | None = None
     textify: Textify | None = None
+    problems: Problems | None = None
     pretrain: Pretrain | None = None
     generation: Generation = Generation()
 

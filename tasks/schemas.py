@@ -103,7 +103,11 @@ class Documents(_Strict):
 # --- textify ------------------------------------------------------------------------------------
 
 class CellSentences(pa.DataFrameModel):
-    """One row per cell that passed QC; obs columns named in params are carried as extra columns."""
+    """One row per cell that passed QC; obs columns named in params are carried as ``obs_<key>``.
+
+    ``n_genes`` counts expressed genes (value > 0) and ``total_counts`` sums the values read,
+    both before normalisation; the sentence holds at most ``top_k`` of those genes.
+    """
 
     cell_id: Series[str] = pa.Field(unique=True)
     label: Series[str] = pa.Field(nullable=True)
@@ -117,7 +121,9 @@ class CellSentences(pa.DataFrameModel):
 
 
 class DnaWindows(_Strict):
-    window_id: Series[str] = pa.Field(unique=True)
+    """One row per window; ``gc`` is the G+C fraction of the window's known (non-N) bases."""
+
+    window_id: Series[str] = pa.Field(unique=True)  # <source_file>:<record_id>:<start>-<end>
     record_id: Series[str]
     source_file: Series[str]
     start: Series[int] = pa.Field(ge=0)
@@ -128,9 +134,59 @@ class DnaWindows(_Strict):
 
 
 class ProteinSequences(_Strict):
-    protein_id: Series[str] = pa.Field(unique=True)
+    """One row per protein; record ids need only be unique within their file."""
+
+    protein_id: Series[str] = pa.Field(unique=True)  # <source_file>:<record_id>
+    record_id: Series[str]
     source_file: Series[str]
     description: Series[str]
     length: Series[int] = pa.Field(gt=0)
     sequence: Series[str] = pa.Field(str_matches=r"^[ACDEFGHIKLMNPQRSTVWYXBZUO]+$")
     text: Series[str] = pa.Field(str_startswith="<protein>", str_endswith="</protein>")
+
+
+# --- problems -----------------------------------------------------------------------------------
+
+PROBLEM_CATEGORIES = ["cell", "dna", "protein", "multiomics_alignment", "multiomics_integration",
+                      "instruction_alignment", "clinical"]
+ANSWER_TYPES = ["label", "multiple_choice", "yes_no", "gene_set", "json"]
+
+
+class Problems(_Strict):
+    """The problem set: one row per question; later stages add the system prompt and format."""
+
+    id: Series[str] = pa.Field(unique=True)
+    family: Series[str]
+    category: Series[str] = pa.Field(isin=PROBLEM_CATEGORIES)
+    task_kind: Series[str] = pa.Field(isin=["annotation", "explanation", ""])
+    modality: Series[str]
+    prompt: Series[str] = pa.Field(str_length={"min_value": 1})
+    answer: Series[str] = pa.Field(str_length={"min_value": 1})
+    answer_type: Series[str] = pa.Field(isin=ANSWER_TYPES)
+    choices: Series[object]  # list[str] in presented order; empty unless multiple choice
+    evidence: Series[str]  # JSON object
+    split: Series[str] = pa.Field(isin=["train", "test"])
+    source_ids: Series[object]  # list[str]
+    entity: Series[str] = pa.Field(str_length={"min_value": 1})
+
+    @pa.check("evidence", name="evidence is a JSON object")
+    def _evidence_json(cls, evidence: Series[str]) -> Series[bool]:
+        import json
+
+        def ok(text: str) -> bool:
+            try:
+                return isinstance(json.loads(text), dict)
+            except ValueError:
+                return False
+        return evidence.map(ok)
+
+    @pa.dataframe_check(name="multiple choice answers are one of the choices; others have none")
+    def _choices_match(cls, df) -> Series[bool]:
+        mc = df["answer_type"] == "multiple_choice"
+        has = df["choices"].map(lambda c: c is not None and len(c) > 0)
+        member = [a in list(c) if m else True for a, c, m in zip(df["answer"], df["choices"], mc)]
+        return (mc == has) & np.array(member, dtype=bool)
+
+    @pa.dataframe_check(name="yes_no answers are exactly yes or no")
+    def _yes_no(cls, df) -> Series[bool]:
+        return (df["answer_type"] != "yes_no") | df["answer"].isin(["yes", "no"])

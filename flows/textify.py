@@ -1,0 +1,132 @@
+"""textify stage: cells, DNA and proteins written as text (``python -m flows.textify``).
+
+Reads ``params.yaml`` (``textify`` and ``base``), writes ``data/textify/{cells,dna,proteins}.parquet``
+(swapped in as one folder, so a failed run leaves the previous outputs), and
+``reports/textify/metrics.json`` and ``lengths.csv`` for DVC; the MLflow run holds the same
+metrics, table samples and a histogram of text lengths.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import flows  # noqa: F401  (sets PREFECT_HOME before Prefect is imported)
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.errors import run_stage
+from tasks.params import Cells, Dna, Proteins, load_params
+from tasks.schemas import DnaWindows, ProteinSequences
+from tasks.sequences import SeqCounts, dna_windows, protein_texts
+from tasks.storage import atomic_path, write_json, write_table
+from tasks.textify import STATUS_NAMES, open_cells, write_cell_sentences
+from tasks.tracking import stage_run
+
+OUT = Path("data/textify")
+REPORTS = Path("reports/textify")
+SEQ_REASONS = ("invalid_letter", "empty", "duplicate_id")
+
+
+def _stats(values: np.ndarray) -> dict[str, float]:
+    if values.size == 0:
+        return {"min": 0, "mean": 0.0, "median": 0.0, "max": 0}
+    return {"min": int(values.min()), "mean": round(float(values.mean()), 2),
+            "median": float(np.median(values)), "max": int(values.max())}
+
+
+@task(cache_policy=NO_CACHE)
+def textify_cells(cfg: Cells, seed: int, out: Path) -> tuple[dict, np.ndarray]:
+    started = time.perf_counter()
+    with open_cells(cfg.source, cfg) as cells:
+        counts = write_cell_sentences(cells, out, cfg, seed, progress=True)
+    seconds = time.perf_counter() - started
+    dropped = {name: counts.dropped.get(name, 0) for name in STATUS_NAMES[1:]}
+    chars = np.concatenate(counts.text_chars)
+    metrics = {"cells_in": counts.cells_in, "cells_out": counts.cells_out, "dropped": dropped,
+               "genes_per_sentence": _stats(np.concatenate(counts.genes_per_sentence)),
+               "text_chars": _stats(chars), "seconds": round(seconds, 3),
+               "cells_per_s": round(counts.cells_in / seconds, 1)}
+    return metrics, chars
+
+
+def _seq_metrics(df: pd.DataFrame, counts: SeqCounts, rows_name: str) -> dict:
+    dropped = {name: counts.dropped.get(name, 0) for name in SEQ_REASONS}
+    dropped.update({k: v for k, v in counts.dropped.items() if k not in dropped})
+    return {"files": counts.files, "records_in": counts.records_in,
+            "records_out": counts.records_out, rows_name: len(df), "dropped": dropped,
+            "text_chars": _stats(df["text"].str.len().to_numpy())}
+
+
+@task(cache_policy=NO_CACHE)
+def textify_dna(cfg: Dna, out: Path) -> tuple[dict, pd.DataFrame]:
+    df, counts = dna_windows(cfg.sources, cfg)
+    df = write_table(df, out, DnaWindows)
+    metrics = _seq_metrics(df, counts, "windows")
+    metrics["gc_mean"] = round(float(df["gc"].mean()), 4) if len(df) else 0.0
+    return metrics, df
+
+
+@task(cache_policy=NO_CACHE)
+def textify_proteins(cfg: Proteins, out: Path) -> tuple[dict, pd.DataFrame]:
+    df, counts = protein_texts(cfg.sources, cfg)
+    return _seq_metrics(write_table(df, out, ProteinSequences), counts, "proteins"), df
+
+
+def length_histogram(lengths: dict[str, np.ndarray], bins: int = 30) -> pd.DataFrame:
+    """Rows (modality, length, count): text length in characters, ``length`` = bin start.
+
+    >>> length_histogram({"dna": np.array([10, 10, 20])}, bins=2).values.tolist()
+    [['dna', 10, 2], ['dna', 15, 1]]
+    """
+    rows = []
+    for modality, values in lengths.items():
+        if values.size:
+            count, edges = np.histogram(values, bins=bins)
+            rows += [(modality, int(e), int(c)) for e, c in zip(edges[:-1], count)]
+    return pd.DataFrame(rows, columns=["modality", "length", "count"])
+
+
+def _figure(lengths: dict[str, np.ndarray]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(lengths), figsize=(4 * len(lengths), 3))
+    for ax, (modality, values) in zip(np.atleast_1d(axes), lengths.items()):
+        ax.hist(values, bins=30)
+        ax.set(title=modality, xlabel="text length (characters)", ylabel="count")
+    fig.tight_layout()
+    return fig
+
+
+@flow(name="textify")
+def textify() -> dict:
+    params = load_params()
+    cfg = params.textify
+    with stage_run("textify", params) as run:
+        with atomic_path(OUT) as out:
+            out.mkdir()
+            cells, cell_chars = textify_cells(cfg.cells, params.base.seed, out / "cells.parquet")
+            dna, dna_df = textify_dna(cfg.dna, out / "dna.parquet")
+            proteins, protein_df = textify_proteins(cfg.proteins, out / "proteins.parquet")
+            cell_sample = pq.ParquetFile(out / "cells.parquet").read_row_group(0).slice(0, 10).to_pandas()
+        metrics = {"cells": cells, "dna": dna, "proteins": proteins}
+        lengths = {"cells": cell_chars, "dna": dna_df["text"].str.len().to_numpy(),
+                   "proteins": protein_df["text"].str.len().to_numpy()}
+        write_json(metrics, REPORTS / "metrics.json")
+        with atomic_path(REPORTS / "lengths.csv") as tmp:
+            length_histogram(lengths).to_csv(tmp, index=False)
+        run.log_metrics(metrics)
+        run.log_table(cell_sample, "cells")
+        run.log_table(dna_df, "dna")
+        run.log_table(protein_df, "proteins")
+        run.log_figure(_figure(lengths), "lengths.png")
+        run.log_artifact(REPORTS / "lengths.csv", "reports")
+    return metrics
+
+if __name__ == "__main__":
+    run_stage(textify)

@@ -1,0 +1,6 @@
+"""Stage ``problems``: the SynBioCoT-style problem set with verifiable answers.
+
+One module per family group builds rows with :func:`tasks.problems.records.problem`; ``splits``
+assigns entities to train/test once per namespace, ``choices`` draws distractors with a uniform
+answer position, ``baselines`` scores simple predictors, ``report`` summarises the table.
+"""

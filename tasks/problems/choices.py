@@ -1,0 +1,130 @@
+"""Multiple-choice construction: distractors, a uniform answer position, and the surface-cue audit.
+
+Distractors are drawn in proportion to how often each option is itself a right answer, so an
+option's text says nothing about whether it is right; answer positions are dealt from shuffled
+blocks of all positions, so every letter is right equally often. :func:`surface_cue_accuracy`
+checks both claims: a logistic regression on features of each choice alone (length, length rank,
+position, word overlap with the prompt, how often the text is an option) should stay at chance.
+
+>>> rng = np.random.default_rng(0)
+>>> deal = PositionDealer(4, rng)
+>>> sorted(deal() for _ in range(8))
+[0, 0, 1, 1, 2, 2, 3, 3]
+>>> arrange("right", ["x", "y", "z"], 2)
+['x', 'y', 'right', 'z']
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class PositionDealer:
+    """Answer positions from successive random permutations of ``range(n)``: exactly uniform."""
+
+    def __init__(self, n: int, rng: np.random.Generator):
+        self.n, self.rng, self._block = n, rng, []
+
+    def __call__(self) -> int:
+        if not self._block:
+            self._block = list(self.rng.permutation(self.n))
+        return int(self._block.pop())
+
+
+def draw_distractors(answer: str, pool: list[str], k: int, rng: np.random.Generator,
+                     weights: dict[str, float] | None = None,
+                     allowed=None) -> list[str] | None:
+    """``k`` distinct options from ``pool`` other than ``answer`` (weighted; ``None`` if too few).
+
+    ``allowed(option) -> bool`` restricts the pool (e.g. a different TF class).
+    """
+    options = [o for o in dict.fromkeys(pool) if o != answer and (allowed is None or allowed(o))]
+    if len(options) < k:
+        return None
+    w = np.array([(weights or {}).get(o, 1.0) for o in options], dtype=float)
+    w = w / w.sum() if w.sum() > 0 else None
+    picked = rng.choice(len(options), size=k, replace=False, p=w)
+    return [options[i] for i in picked]
+
+
+def arrange(answer: str, distractors: list[str], position: int) -> list[str]:
+    """Insert the answer at ``position`` among the distractors (kept in drawn order)."""
+    out = list(distractors)
+    out.insert(position, answer)
+    return out
+
+
+def answer_frequencies(answers: list[str]) -> dict[str, float]:
+    """Weights for :func:`draw_distractors`: how often each option is a right answer."""
+    counts = Counter(answers)
+    return {a: float(c) for a, c in counts.items()}
+
+
+class UsageBalancer:
+    """Down-weights options already drawn as distractors, so that every option of a pool is a
+    distractor about equally often, whatever else steers the draw (length bands, TF classes,
+    name similarity); otherwise how often a text is offered would hint at whether it is right."""
+
+    def __init__(self):
+        self.used: Counter = Counter()
+
+    def weights(self, options) -> np.ndarray:
+        return np.array([1.0 / (1 + self.used[o]) ** 2 for o in options])
+
+    def record(self, picked) -> None:
+        self.used.update(picked)
+
+
+def word_overlap(option: str, question: str) -> float:
+    """Share of an option's words that occur in the question (a surface cue the audit uses).
+
+    >>> word_overlap("Spinocerebellar ataxia 12", "Ataxia (HP:0001251)")
+    0.3333333333333333
+    """
+    option_words = words(option)
+    return len(option_words & words(question)) / max(len(option_words), 1)
+
+
+def words(text: str) -> set[str]:
+    """Lower-case alphanumeric words, the unit of :func:`word_overlap`."""
+    return set(_WORD.findall(text.lower()))
+
+
+def _choice_features(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    option_counts = Counter(c for cs in df["choices"] for c in cs)
+    rows, labels, groups = [], [], []
+    for g, (prompt, answer, choices) in enumerate(zip(df["prompt"], df["answer"], df["choices"])):
+        # the prompt lists the choices; overlap is measured against the question part only
+        question = prompt.split("\nA. ")[0]
+        lengths = np.array([len(c) for c in choices], dtype=float)
+        ranks = lengths.argsort().argsort() / max(len(choices) - 1, 1)
+        for i, c in enumerate(choices):
+            overlap = word_overlap(c, question)
+            rows.append([np.log1p(len(c)), ranks[i], i / max(len(choices) - 1, 1),
+                         float(i == 0), float(i == len(choices) - 1), overlap,
+                         np.log1p(option_counts[c]), (lengths[i] - lengths.mean()) / (lengths.std() + 1)])
+            labels.append(int(c == answer))
+            groups.append(g)
+    return np.array(rows), np.array(labels), np.array(groups)
+
+
+def surface_cue_accuracy(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, float]:
+    """Accuracy of a choice-only classifier on multiple-choice ``test`` rows, and chance level.
+
+    Trained on ``train`` rows (one example per choice), it picks the highest-scoring choice of
+    each test question.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, _ = _choice_features(train)
+    Xt, yt, gt = _choice_features(test)
+    clf = LogisticRegression(max_iter=1000).fit(X, y) if len(set(y)) > 1 else None
+    scores = clf.decision_function(Xt) if clf is not None else np.zeros(len(yt))
+    correct = [int(yt[gt == g][np.argmax(scores[gt == g])]) for g in np.unique(gt)]
+    chance = float(np.mean([1 / len(c) for c in test["choices"]]))
+    return {"accuracy": float(np.mean(correct)), "chance": chance, "n": len(correct)}
