@@ -41,3 +41,33 @@ bench: setup
 
 clean-env:
 	rm -rf $(VENV)
+
+# --- operations (docs/cluster.md) ---------------------------------------------------------------
+# Prefect's API: `make prefect-server` serves the project's own PREFECT_HOME on loopback; point
+# other shells (workers, `make gpu-slots`) at it with PREFECT_API_URL.
+PREFECT_PORT ?= 4200
+GPUS ?= 1
+MLFLOW_PORT ?= 5000
+
+.PHONY: prefect-server prefect-pool deploy worker gpu-slots mlflow-server
+
+prefect-server:
+	prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+prefect-pool:
+	prefect work-pool inspect omicsforge >/dev/null 2>&1 || prefect work-pool create omicsforge --type process
+
+deploy: prefect-pool
+	prefect deploy --all --no-prompt
+
+worker:
+	prefect worker start --pool omicsforge
+
+# One slot of the Prefect global concurrency limit `gpu` per GPU the workers share (GPUS=8 on an
+# 8-GPU box); tasks/dispatch.launch(gpus=N) waits for N slots. Rerunning changes the limit.
+gpu-slots:
+	if prefect gcl inspect gpu >/dev/null 2>&1; then prefect gcl update gpu --limit $(GPUS); \
+	else prefect gcl create gpu --limit $(GPUS); fi
+
+mlflow-server:
+	MLFLOW_PORT=$(MLFLOW_PORT) scripts/mlflow_server.sh

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import yaml
+
 GPU_LIMIT = "gpu"
 
 
@@ -46,6 +48,29 @@ def accelerate_command(module: str, args: list[str], num_processes: int = 1,
     return cmd + ["-m", module, *args]
 
 
+def config_uses_cpu(config_file: str | Path) -> bool:
+    """Whether an accelerate config file runs on CPU (``use_cpu: true``).
+
+    >>> configs = Path(__file__).resolve().parent.parent / "configs" / "accelerate"
+    >>> config_uses_cpu(configs / "cpu_ddp.yaml"), config_uses_cpu(configs / "fsdp.yaml")
+    (True, False)
+    """
+    with open(config_file) as fh:
+        return bool((yaml.safe_load(fh) or {}).get("use_cpu", False))
+
+
+def config_gpus(config_file: str | Path) -> int:
+    """GPUs one machine of an accelerate config uses: its processes per machine.
+
+    >>> configs = Path(__file__).resolve().parent.parent / "configs" / "accelerate"
+    >>> [config_gpus(configs / f) for f in ("single_gpu.yaml", "fsdp.yaml", "multi_node.yaml")]
+    [1, 8, 8]
+    """
+    with open(config_file) as fh:
+        config = yaml.safe_load(fh) or {}
+    return max(1, int(config.get("num_processes", 1)) // int(config.get("num_machines", 1)))
+
+
 @contextmanager
 def gpu_slots(count: int, timeout_seconds: float | None = None) -> Iterator[None]:
     """Hold ``count`` slots of the Prefect ``gpu`` limit (released on success or failure)."""
@@ -64,8 +89,18 @@ def launch(module: str, args: list[str], *, num_processes: int = 1, config_file:
     """Run ``module`` under accelerate; stream its output; raise LaunchError with the tail on failure."""
     cmd = accelerate_command(module, args, num_processes, config_file, cpu=gpus == 0)
     child_env = {**os.environ, **(env or {})}
-    if gpus == 0:  # what --cpu sets for one process; torchrun-started CPU groups need it too
-        child_env.setdefault("ACCELERATE_USE_CPU", "true")
+    if gpus == 0:
+        if config_file and not config_uses_cpu(config_file):
+            raise ValueError(f"{config_file}: runs on GPUs (use_cpu is not true): launch it with "
+                             "gpus=N so it holds N slots of the Prefect `gpu` limit")
+        # accelerate's multi-process launcher (torchrun) does not pass the config's use_cpu on to
+        # the ranks; without it each rank finds no GPU and runs alone instead of joining gloo.
+        # (--cpu sets it for a single process; several go through torchrun, see accelerate_command.)
+        child_env["ACCELERATE_USE_CPU"] = "true"
+    elif config_file and gpus != config_gpus(config_file):
+        # Holding fewer slots than the GPUs a config uses would oversubscribe the machine.
+        raise ValueError(f"{config_file}: uses {config_gpus(config_file)} GPUs per machine, "
+                         f"but the launch holds {gpus} gpu slots")
     # The child imports the project from the same folder as the parent, whatever its cwd.
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), child_env.get("PYTHONPATH")]))
     tail: deque[str] = deque(maxlen=40)

@@ -39,6 +39,14 @@ class Section(BaseModel):
 class Base(Section):
     seed: int = Field(0, description="Seed for every random choice of every stage.")
     profile: str = Field("default", description="Profile whose per-section overrides apply.")
+    # Hardware layout, shared by every stage that trains or generates (docs/cluster.md).
+    accelerate_config: str | None = Field(
+        None, description="accelerate config (configs/accelerate/*.yaml) for training children; "
+                          "null: one CPU process.")
+    gpus: int = Field(0, ge=0, description="Prefect `gpu` slots a training launch holds: the "
+                                           "config's GPUs per machine; 0 on CPU.")
+    tensor_parallel_size: int = Field(1, gt=0, description="GPUs vLLM shards one generation model "
+                                                           "over (vllm serve --tensor-parallel-size).")
 
 
 class Corpus(Section):
@@ -101,6 +109,120 @@ class Textify(Section):
     cells: Cells
     dna: Dna
     proteins: Proteins
+
+
+class Variant(Section):
+    fraction: float = Field(1.0, ge=0, description="Steps kept (short, no_reason) or added relative "
+                                                   "to the gold length (long, redundant).")
+    reward: float = Field(description="Fixed reward of this variant for offline multi-trace GRPO.")
+
+
+class Variants(Section):
+    """BiomniGEM's stated ratios and rewards (the paper's text, not its released code)."""
+
+    gold: Variant = Variant(fraction=1.0, reward=1.0)
+    short: Variant = Variant(fraction=0.6, reward=0.5)
+    long: Variant = Variant(fraction=0.3, reward=0.5)
+    redundant: Variant = Variant(fraction=0.3, reward=0.7)
+    no_reason: Variant = Variant(fraction=0.2, reward=0.2)
+    negative: Variant = Variant(fraction=1.0, reward=-1.0)
+
+
+class Rag(Section):
+    enabled: bool = Field(False, description="Add top-k corpus passages to the teacher's prompt.")
+    retriever: Literal["bm25", "dense", "hybrid"] = Field("bm25", description="tasks/retrieval.py retriever.")
+    embedder: str = Field("all-MiniLM-L6-v2", description="sentence-transformers model for dense/hybrid.")
+    k: int = Field(3, gt=0, description="Passages per problem.")
+    max_chars: int = Field(600, gt=0, description="Each passage is cut to this many characters.")
+
+
+class Annotate(Section):
+    teacher: Literal["offline", "openai", "vllm"] = Field(
+        "offline", description="offline: knowledge-grounded rationales from the evidence; openai: an "
+                               "OpenAI-compatible endpoint; vllm: an in-process vLLM engine.")
+    endpoint: str = Field("http://127.0.0.1:8000/v1", description="Base URL of the OpenAI-compatible teacher.")
+    model: str = Field("offline-knowledge-grounded",
+                       description="Model name at the endpoint, or the model folder for vllm.")
+    api_key_env: str | None = Field(None, description="NAME of the environment variable holding the "
+                                                      "API key (never the key itself).")
+    concurrency: int = Field(8, gt=0, description="Requests in flight to the endpoint.")
+    timeout_s: float = Field(120.0, gt=0, description="Wall-clock limit of one request.")
+    max_retries: int = Field(4, ge=0, description="Retries on 429/5xx/timeouts, exponential backoff.")
+    backoff_s: float = Field(1.0, ge=0, description="First backoff; doubles per retry (full jitter).")
+    temperature: float = Field(0.7, ge=0, description="Teacher sampling temperature.")
+    max_tokens: int = Field(1024, gt=0, description="Teacher reply limit in tokens.")
+    max_parse_retries: int = Field(2, ge=0, description="Re-asks after a reply that does not parse.")
+    min_steps: int = Field(2, gt=0, description="A trace needs at least this many steps.")
+    solver: Literal["checker", "teacher", "openai"] = Field(
+        "checker", description="checker: re-derives the answer from the evidence the steps cite; "
+                               "teacher: the teacher's backend; openai: the solver_* endpoint.")
+    solver_endpoint: str | None = Field(None, description="Base URL of the solver when solver=openai.")
+    solver_model: str | None = Field(None, description="Solver model name when solver=openai.")
+    solver_api_key_env: str | None = Field(None, description="NAME of the solver's API-key variable.")
+    solver_max_tokens: int = Field(512, gt=0, description="Solver reply limit in tokens.")
+    answer_tag: str = Field("answer", pattern=r"^[a-z_]+$",
+                            description="Tag around the final answer (Biomni uses solution).")
+    prompts_dir: str | None = Field(None, description="Folder of <name>.txt files overriding tasks/prompts.py.")
+    cache_dir: str = Field(".cache/annotate", description="Scratch folder of the call store (untracked).")
+    max_problems_per_family: int | None = Field(None, gt=0, description="Cap on train problems per family.")
+    rag: Rag = Rag()
+    variants: Variants = Variants()
+
+
+class BaseModelParams(Section):
+    source: str = Field("build", description="'build': a Qwen3 from this config and a BPE tokenizer "
+                        "trained on our corpus; otherwise a hub name (Qwen/Qwen3-0.6B) or a local path.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a named model.")
+    vocab_size: int = Field(4096, ge=512, description="BPE vocabulary size, tag and ChatML tokens excluded.")
+    tokenizer_min_frequency: int = Field(2, ge=1, description="A pair merges only if seen this often.")
+    layers: int = Field(4, gt=0, description="Transformer blocks.")
+    hidden: int = Field(128, gt=0, description="Hidden size; head_dim = hidden / heads.")
+    heads: int = Field(4, gt=0, description="Attention (query) heads.")
+    kv_heads: int = Field(2, gt=0, description="Key/value heads (grouped-query attention).")
+    intermediate: int = Field(384, gt=0, description="MLP inner size.")
+    max_positions: int = Field(2048, gt=0, description="Longest sequence the model accepts.")
+    rope_theta: float = Field(10000.0, gt=0, description="RoPE base frequency.")
+
+
+class Pretrain(Section):
+    model: BaseModelParams = Field(default_factory=BaseModelParams,
+                                   description="The base model: built here or loaded by name.")
+    textify_tables: list[Literal["cells", "dna", "proteins"]] = Field(
+        default_factory=lambda: ["cells", "dna", "proteins"],
+        description="data/textify tables whose texts join the corpus (skipped if the file is absent).")
+    block_size: int = Field(256, gt=8, description="Tokens per packed training block.")
+    heldout_fraction: float = Field(0.05, gt=0, lt=0.5, description="Documents held out for eval loss.")
+    token_budget: int = Field(400_000, gt=0, description="Training tokens in all; sets max_steps. "
+                              "Data repeats when the corpus is smaller.")
+    batch_size: int = Field(8, gt=0, description="Blocks per device per step.")
+    grad_accum: int = Field(1, gt=0, description="Gradient accumulation steps.")
+    learning_rate: float = Field(1e-3, gt=0)
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps of linear warm-up.")
+    weight_decay: float = Field(0.01, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16 on a GPU.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory (large models).")
+    logging_steps: int = Field(10, gt=0, description="Steps between train-loss log points.")
+    eval_steps: int = Field(100, gt=0, description="Steps between held-out evaluations.")
+    save_steps: int = Field(100, gt=0, description="Steps between resumable checkpoints.")
+    max_eval_blocks: int = Field(256, gt=0, description="Held-out blocks evaluated, at most.")
+    num_processes: int = Field(1, gt=0, description="accelerate processes (CPU or GPU).")
+    gpus: int = Field(0, ge=0, description="GPU slots to hold; 0 trains on CPU.")
+    accelerate_config: str | None = Field(None, description="accelerate config file (multi-GPU, "
+                                          "DeepSpeed, FSDP); overrides num_processes.")
+
+
+class Generation(Section):
+    engine: Literal["auto", "vllm", "transformers"] = Field(
+        "auto", description="auto: vLLM when a call generates at least vllm_min_tokens.")
+    vllm_min_tokens: int = Field(20000, ge=0, description="prompts x n x max_new_tokens from which "
+                                 "vLLM's engine start (~40-50 s on CPU) pays for itself.")
+    batch_size: int = Field(16, gt=0, description="Prompts per transformers generate/forward batch.")
+    max_model_len: int = Field(1024, gt=0, description="vLLM context length (prompt + completion).")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights dtype.")
+    kv_cache_gib: int = Field(1, gt=0, description="VLLM_CPU_KVCACHE_SPACE on CPU.")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM share of GPU memory.")
 
 
 class CellTypeProblems(Section):
@@ -177,60 +299,75 @@ class Problems(Section):
     integration: IntegrationProblems = IntegrationProblems()
     instruction: InstructionProblems = InstructionProblems()
 
-class BaseModelParams(Section):
-    source: str = Field("build", description="'build': a Qwen3 from this config and a BPE tokenizer "
-                        "trained on our corpus; otherwise a hub name (Qwen/Qwen3-0.6B) or a local path.")
-    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a named model.")
-    vocab_size: int = Field(4096, ge=512, description="BPE vocabulary size, tag and ChatML tokens excluded.")
-    tokenizer_min_frequency: int = Field(2, ge=1, description="A pair merges only if seen this often.")
-    layers: int = Field(4, gt=0, description="Transformer blocks.")
-    hidden: int = Field(128, gt=0, description="Hidden size; head_dim = hidden / heads.")
-    heads: int = Field(4, gt=0, description="Attention (query) heads.")
-    kv_heads: int = Field(2, gt=0, description="Key/value heads (grouped-query attention).")
-    intermediate: int = Field(384, gt=0, description="MLP inner size.")
-    max_positions: int = Field(2048, gt=0, description="Longest sequence the model accepts.")
-    rope_theta: float = Field(10000.0, gt=0, description="RoPE base frequency.")
+
+class LimitGenerator(Section):
+    vocabulary: Literal["biomedical", "likes"] = Field(
+        "biomedical", description="Word source: HPO phenotype labels on gene symbols, or people who like things.")
+    n_queries: int = Field(500, gt=0, description="Queries m, one attribute each.")
+    k: int = Field(2, gt=0, description="Relevant documents per query.")
+    pattern: Literal["dense", "random", "cycle", "disjoint"] = Field(
+        "dense", description="Qrel pattern; dense = distinct k-subsets of the fewest documents that allow m.")
+    n_relevant: int | None = Field(None, gt=0, description="Relevant documents n; null: the pattern's minimum.")
+    n_docs: int | None = Field(None, gt=0, description="Corpus size N; null: the small tier (relevant documents only).")
+    attributes_per_doc: int | None = Field(
+        None, gt=0, description="Attributes L per document; null: the most queries any document answers.")
+    max_label_words: int = Field(2, gt=0, description="Biomedical: longest phenotype label, in words.")
 
 
-class Pretrain(Section):
-    model: BaseModelParams = Field(default_factory=BaseModelParams,
-                                   description="The base model: built here or loaded by name.")
-    textify_tables: list[Literal["cells", "dna", "proteins"]] = Field(
-        default_factory=lambda: ["cells", "dna", "proteins"],
-        description="data/textify tables whose texts join the corpus (skipped if the file is absent).")
-    block_size: int = Field(256, gt=8, description="Tokens per packed training block.")
-    heldout_fraction: float = Field(0.05, gt=0, lt=0.5, description="Documents held out for eval loss.")
-    token_budget: int = Field(400_000, gt=0, description="Training tokens in all; sets max_steps. "
-                              "Data repeats when the corpus is smaller.")
-    batch_size: int = Field(8, gt=0, description="Blocks per device per step.")
-    grad_accum: int = Field(1, gt=0, description="Gradient accumulation steps.")
-    learning_rate: float = Field(1e-3, gt=0)
-    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
-    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps of linear warm-up.")
-    weight_decay: float = Field(0.01, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
-    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16 on a GPU.")
-    gradient_checkpointing: bool = Field(False, description="Trade compute for memory (large models).")
-    logging_steps: int = Field(10, gt=0, description="Steps between train-loss log points.")
-    eval_steps: int = Field(100, gt=0, description="Steps between held-out evaluations.")
-    save_steps: int = Field(100, gt=0, description="Steps between resumable checkpoints.")
-    max_eval_blocks: int = Field(256, gt=0, description="Held-out blocks evaluated, at most.")
-    num_processes: int = Field(1, gt=0, description="accelerate processes (CPU or GPU).")
-    gpus: int = Field(0, ge=0, description="GPU slots to hold; 0 trains on CPU.")
-    accelerate_config: str | None = Field(None, description="accelerate config file (multi-GPU, "
-                                          "DeepSpeed, FSDP); overrides num_processes.")
+class LimitFree(Section):
+    dims: list[int] = Field([2, 3, 4, 5, 6], description="Dimensions d whose critical n is searched.")
+    k: int = Field(2, gt=1, description="Relevant documents per query (all k-subsets are queries).")
+    max_n: int = Field(60, gt=2, description="Largest corpus size tried per d.")
+    steps: int = Field(4000, gt=0, description="Adam steps before a size counts as unsolved.")
+    lr: float = Field(0.05, gt=0, description="Adam learning rate.")
+    restarts: int = Field(4, gt=0, description="Random initialisations optimised together per size.")
+    temperature: float = Field(0.1, gt=0, description="Softmax temperature on cosine scores.")
 
 
-class Generation(Section):
-    engine: Literal["auto", "vllm", "transformers"] = Field(
-        "auto", description="auto: vLLM when a call generates at least vllm_min_tokens.")
-    vllm_min_tokens: int = Field(20000, ge=0, description="prompts x n x max_new_tokens from which "
-                                 "vLLM's engine start (~40-50 s on CPU) pays for itself.")
-    batch_size: int = Field(16, gt=0, description="Prompts per transformers generate/forward batch.")
-    max_model_len: int = Field(1024, gt=0, description="vLLM context length (prompt + completion).")
-    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights dtype.")
-    kv_cache_gib: int = Field(1, gt=0, description="VLLM_CPU_KVCACHE_SPACE on CPU.")
-    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM share of GPU memory.")
+class Limit(Section):
+    datasets: list[str] = Field(
+        ["data/raw/limit-small"], description="BEIR folders evaluated besides the generated set.")
+    generator: LimitGenerator = LimitGenerator()
+    retrievers: list[Literal["bm25", "dense", "hybrid", "late", "rerank"]] = Field(
+        ["bm25", "dense", "hybrid", "late", "rerank"], description="Retrievers evaluated on every set.")
+    dense_model: str = Field(
+        "all-MiniLM-L6-v2", description="sentence-transformers name or path; all-MiniLM-L6-v2 is the bundled copy.")
+    trust_remote_code: bool = Field(False, description="Allow model repositories to run their own code.")
+    dims: list[int] = Field([16, 32, 64, 128, 256, 384], description="Dense truncation dimensions (renormalised).")
+    late_dims: list[int] = Field([32, 384], description="Per-token truncation dimensions for late interaction.")
+    rrf_k: int = Field(60, gt=0, description="Reciprocal-rank-fusion constant of the hybrid.")
+    fusion_depth: int = Field(100, gt=0, description="Candidates per part fused by the hybrid.")
+    rerank_model: str | None = Field(None, description="Cross-encoder name or path; null: rerank is skipped.")
+    rerank_depth: int = Field(20, gt=0, description="First-stage candidates rescored by the cross-encoder.")
+    max_queries: int | None = Field(None, gt=0, description="Seeded subset of queries per set; null: all.")
+    batch_size: int = Field(32, gt=0, description="Encoder batch size.")
+    free: LimitFree = LimitFree()
+
+
+VerifierName = Literal["correctness", "format", "length", "repetition", "cell_type", "tf_binding",
+                       "protein_family", "phenotype", "perturbation"]
+
+
+class Verifiers(Section):
+    """Reward functions of GRPO and their composition (see tasks/verifiers/compose.py)."""
+
+    weights: dict[VerifierName, float] = Field(
+        description="Weight of each verifier in the composed reward; a verifier left out is not used.")
+    normalise_per_group: bool = Field(
+        False, description="Standardise each verifier within its GRPO group before the weighted sum.")
+    think_tag: str = Field("think", description="Tag of the reasoning block.")
+    answer_tag: str = Field("answer", description="Tag of the answer block (Biomni: solution).")
+    length_budget: int = Field(512, gt=0, description="Completion tokens before the length penalty starts.")
+    repetition_ngram: int = Field(4, gt=0, description="Word n-gram size for the repetition penalty.")
+    motif_background: Literal["uniform", "gc"] = Field(
+        "gc", description="PSSM background: uniform, or the DNA window's own GC content.")
+    score_temperature: float = Field(
+        1.0, gt=0, description="Flattens the posterior over choices from PSSM/HMMER log2 odds (1 = Bayes).")
+    phenotype_method: Literal["graphic", "resnik", "lin", "jc", "rel", "ic"] = Field(
+        "graphic", description="pyhpo term similarity for patient vs disease/gene phenotype sets.")
+    cell_type_c: float = Field(1.0, gt=0, description="Inverse L2 strength of the cell-type classifier.")
+    perturbation_prior_strength: float = Field(
+        10.0, gt=0, description="Pseudo-pairs shrinking PerturbQA rates towards the line's base rate.")
 
 
 class Params(Section):
@@ -238,6 +375,9 @@ class Params(Section):
     corpus: Corpus | None = None
     textify: Textify | None = None
     problems: Problems | None = None
+    limit: Limit | None = None
+    verifiers: Verifiers | None = None
+    annotate: Annotate | None = None
     pretrain: Pretrain | None = None
     generation: Generation = Generation()
 

@@ -190,3 +190,44 @@ class Problems(_Strict):
     @pa.dataframe_check(name="yes_no answers are exactly yes or no")
     def _yes_no(cls, df) -> Series[bool]:
         return (df["answer_type"] != "yes_no") | df["answer"].isin(["yes", "no"])
+
+
+# --- annotate -----------------------------------------------------------------------------------
+
+TRACE_VARIANTS = ["gold", "short", "long", "redundant", "no_reason", "negative"]
+TRACE_STATUSES = ["verified", "disagreed", "rejected", "derived"]
+
+
+class Traces(_Strict):
+    """Every annotated train problem: its gold trace and variants, or why it was rejected."""
+
+    problem_id: Series[str]
+    family: Series[str]
+    variant: Series[str] = pa.Field(isin=TRACE_VARIANTS)
+    steps: Series[object]  # list[str]; empty for a rejected problem
+    conclusion: Series[str]
+    answer: Series[str]  # the answer this trace gives (a negative's is wrong)
+    gold_answer: Series[str]
+    reward: Series[float] = pa.Field(nullable=True)  # null for a rejected problem
+    status: Series[str] = pa.Field(isin=TRACE_STATUSES)
+    teacher: Series[str]
+    rejection_reason: Series[str] = pa.Field(nullable=True)
+
+
+class SftChats(_Strict):
+    """Chat-format SFT data: system, user (problem + answer format), assistant (think + answer)."""
+
+    id: Series[str] = pa.Field(unique=True)
+    family: Series[str]
+    split: Series[str] = pa.Field(isin=["train"])
+    messages: Series[object]  # list of {"role", "content"}
+
+    @pa.check("messages", name="system, user, assistant turns with <think> and an answer tag")
+    def _chat_turns(cls, messages: Series[object]) -> Series[bool]:
+        def ok(turns) -> bool:
+            turns = list(turns)
+            roles = [t["role"] for t in turns]
+            return roles == ["system", "user", "assistant"] and \
+                all(isinstance(t["content"], str) and t["content"] for t in turns) and \
+                turns[2]["content"].startswith("<think>")
+        return messages.map(ok)

@@ -92,8 +92,8 @@ def _row_stats(data, indices, lo, hi, mito_weight):
 
 @numba.njit(fastmath=_FAST, inline="always")
 def _normalize_row(data, lo, hi, scale):
-    # normalize_total then log1p, in place. Both are monotone within a cell, so the gene order
-    # equals the raw order; they are kept so the values mean what scanpy's would if carried.
+    # normalize_total then log1p, in place. Neither changes the order within a cell (ranking
+    # does not need them); they are kept so the values are scanpy's if they are carried.
     # log(1 + x) in float64 is exact to float32 above 1e-4 and, unlike libm's log1p, vectorises;
     # below 1e-4 the series x - x^2/2 is exact.
     for p in range(lo, hi):
@@ -175,8 +175,10 @@ def _rank_rows(data, bits, indices, indptr, mito_weight, tie_rank, gene_of_tie, 
                 status[i] = MITO
             if status[i] != KEPT:
                 continue
-            _normalize_row(data, lo, hi, target_sum / counts)
+            # Ranked on the raw values: normalize_total and log1p are monotone within a cell, so
+            # the order is the same, without ties that rounding the normalised values could add.
             s = _top_of_row(data, bits, indices, lo, hi, expressed, tie_rank, k, keys, sample, ranks)
+            _normalize_row(data, lo, hi, target_sum / counts)
             for q in range(s):
                 top[i, q] = gene_of_tie[ranks[q]]
             n_top[i] = s
@@ -215,19 +217,62 @@ def rank_cells(x: sp.csr_matrix, tie_rank: np.ndarray, top_k: int, *, target_sum
     mito_weight = np.zeros(x.shape[1]) if is_mito is None else np.asarray(is_mito, np.float64)
     tie_rank = np.asarray(tie_rank, np.int64)
     out = _rank_rows(x.data, x.data.view(np.uint32), x.indices, x.indptr, mito_weight, tie_rank,
-                     np.argsort(tie_rank), top_k, min_genes, min_counts, max_mito_fraction,
-                     target_sum, 8 * numba.get_num_threads())  # (a call inside would stop caching)
+                     np.argsort(tie_rank), int(top_k), int(min_genes), float(min_counts),
+                     float(max_mito_fraction), float(target_sum),
+                     8 * numba.get_num_threads())  # (a call inside the kernel would stop caching)
     return RankedCells(*out)
 
 
+@numba.njit(parallel=True, cache=True)
+def _join_names(top, n_top, name_bytes, name_offsets, sep, head, tail):
+    # Arrow's string layout built directly: a byte buffer and the offset where each row starts.
+    n = n_top.size
+    lengths = np.zeros(n + 1, np.int64)
+    for i in numba.prange(n):
+        size = head.size + tail.size + sep.size * max(n_top[i] - 1, 0)
+        for q in range(n_top[i]):
+            size += name_offsets[top[i, q] + 1] - name_offsets[top[i, q]]
+        lengths[i + 1] = size
+    offsets = np.cumsum(lengths)
+    out = np.empty(offsets[-1], np.uint8)
+    for i in numba.prange(n):
+        at = _put(out, offsets[i], head, 0, head.size)
+        for q in range(n_top[i]):
+            if q:
+                at = _put(out, at, sep, 0, sep.size)
+            at = _put(out, at, name_bytes, name_offsets[top[i, q]], name_offsets[top[i, q] + 1])
+        _put(out, at, tail, 0, tail.size)
+    return offsets, out
+
+
+@numba.njit(inline="always")
+def _put(out, at, src, lo, hi):
+    # a byte loop: gene names are a few bytes, too short for a slice copy to pay off
+    for b in range(lo, hi):
+        out[at] = src[b]
+        at += 1
+    return at
+
+
+def _utf8(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), np.uint8)
+
+
 def sentences(top: np.ndarray, n_top: np.ndarray, gene_names: Any, separator: str = ", ") -> pa.Array:
-    """``<cell>G1, G2, ...</cell>`` per row of an index matrix, built inside Arrow."""
-    names = gene_names if isinstance(gene_names, pa.Array) else pa.array(list(gene_names), pa.string())
-    flat = top[top >= 0] if top.size else np.empty(0, np.int32)  # row-major: keeps rank order
-    offsets = np.zeros(n_top.size + 1, np.int64)
-    np.cumsum(n_top, out=offsets[1:])
-    lists = pa.LargeListArray.from_arrays(pa.array(offsets), names.take(pa.array(flat)))
-    return pc.binary_join_element_wise("<cell>", pc.binary_join(lists, separator), "</cell>", "")
+    """``<cell>G1, G2, ...</cell>`` per row of an index matrix, as one Arrow string array.
+
+    The bytes are assembled in parallel from the gene names' UTF-8 buffer: no Python string is
+    made per cell.
+    """
+    names = gene_names if isinstance(gene_names, pa.Array) else pa.array(list(gene_names), pa.large_string())
+    names = names.cast(pa.large_string())
+    validity, offsets, data = names.buffers()
+    name_offsets = np.frombuffer(offsets, np.int64, len(names) + 1, names.offset * 8)
+    name_bytes = np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8)
+    top = np.ascontiguousarray(top, np.int64).reshape(len(n_top), -1)
+    row_offsets, out = _join_names(top, np.asarray(n_top, np.int64), name_bytes, name_offsets,
+                                   _utf8(separator), _utf8("<cell>"), _utf8("</cell>"))
+    return pa.LargeStringArray.from_buffers(len(n_top), pa.py_buffer(row_offsets), pa.py_buffer(out))
 
 
 TRANSPOSE_HINT = "looks transposed (cells as variables); store cells as rows (adata = adata.T)"
@@ -278,6 +323,12 @@ class CellMatrix:
         return len(self.obs_names)
 
     def rows(self, start: int, stop: int) -> sp.csr_matrix:
+        if isinstance(self.matrix, (sp.csr_matrix, sp.csr_array)) and self.matrix.has_canonical_format:
+            # in memory: copy only the values (normalised in place), share indices with the matrix
+            m = self.matrix
+            lo, hi = m.indptr[start], m.indptr[stop]
+            return sp.csr_matrix((m.data[lo:hi].astype(np.float32, copy=True), m.indices[lo:hi],
+                                  m.indptr[start:stop + 1] - lo), shape=(stop - start, m.shape[1]))
         block = self.matrix[start:stop]
         block = block if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
         block = sp.csr_matrix(block)
@@ -315,13 +366,14 @@ def open_cells(source: str, cfg: Cells, backed: bool = True) -> Iterator[CellMat
     """Open ``source`` (``.h5ad`` read backed, or ``scanpy:<dataset>``) and check it as a whole."""
     adata = _load(source, backed)
     try:
-        yield _check(adata, source, cfg)
+        yield cell_matrix(adata, source, cfg)
     finally:
         if getattr(adata, "isbacked", False):
             adata.file.close()
 
 
-def _check(adata, file: str, cfg: Cells) -> CellMatrix:
+def cell_matrix(adata, file: str, cfg: Cells) -> CellMatrix:
+    """Check an AnnData as a whole (raw, genes, orientation, obs keys) and view it as cells."""
     if cfg.use_raw and adata.raw is None:
         raise InputError(file, "raw", "missing: use_raw is set but the file has no raw (use --no-raw)")
     where = "raw.X" if cfg.use_raw else "X"
@@ -429,12 +481,13 @@ def iter_cell_tables(cm: CellMatrix, cfg: Cells, seed: int, counts: CellCounts,
     from tqdm.auto import tqdm
 
     tie_rank = tie_ranks(len(cm.gene_names), seed)
-    gene_names = pa.array(list(cm.gene_names), pa.string())
+    gene_names = pa.array(list(cm.gene_names), pa.large_string())
     is_mito = np.array([str(g).startswith(cfg.mito_prefix) for g in cm.gene_names], dtype=np.bool_)
     if not is_mito.any():  # a panel without mitochondrial genes cannot fail the mito filter
         cfg = cfg.model_copy(update={"max_mito_fraction": 1.0})
     starts = range(0, cm.n_cells, cfg.chunk_size)
-    for start in tqdm(starts, desc="cells", unit="chunk", disable=not progress):
+    # disable=None: a bar on a terminal only, so logs and one-line errors stay clean
+    for start in tqdm(starts, desc="cells", unit="chunk", disable=None if progress else True):
         x = cm.rows(start, min(start + cfg.chunk_size, cm.n_cells))
         yield textify_chunk(x, start, cm, cfg, tie_rank, gene_names, is_mito, counts)
 

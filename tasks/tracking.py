@@ -27,6 +27,20 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT / 'mlflow.db'}"
 
 
+def artifact_location(uri: str) -> str | None:
+    """Artifacts beside a SQLite store (never ``./mlruns`` of whatever folder a stage runs in);
+    a tracking server chooses its own.
+
+    >>> artifact_location("sqlite:////tmp/x/mlflow.db")
+    'file:///tmp/x/mlartifacts'
+    >>> artifact_location("http://127.0.0.1:5000") is None
+    True
+    """
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    return None
+
+
 def _git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT, capture_output=True,
@@ -110,8 +124,12 @@ def stage_run(stage: str, params: Params) -> Iterator[MlflowTracker]:
 
     mlflow.set_tracking_uri(tracking_uri())
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        artifacts = None if os.environ.get("MLFLOW_TRACKING_URI") else (PROJECT / "mlartifacts").as_uri()
-        mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
+        try:
+            mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location(tracking_uri()))
+        except mlflow.exceptions.MlflowException as err:
+            # Two stages starting together on a fresh store both see no experiment; one creates it.
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
     mlflow.set_experiment(EXPERIMENT)
     tags = {
         "stage": stage,

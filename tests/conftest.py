@@ -48,3 +48,17 @@ def tiny_base(tmp_path_factory):
                              intermediate=64, max_positions=512)
     save_base(params, out, toy_texts(), seed=0)
     return out, params
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip `@pytest.mark.gpu` tests where torch sees no CUDA device (torch imported only then)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; torch.cuda.is_available() is False")
+    for item in gpu_items:
+        item.add_marker(skip)

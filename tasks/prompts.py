@@ -1,0 +1,165 @@
+"""Every prompt of the annotate stage, in one place, overridable by files a user drops in a folder.
+
+The teacher sees the problem, the correct answer and the evidence (asymmetric information) and is
+asked to write the path from the data to the answer *without* saying it was given the answer. The
+solver sees the question and the steps only. The SFT system prompt and the answer-format
+instructions are what the trained model will see.
+
+A user overrides any prompt by putting ``<name>.txt`` in the folder named by
+``annotate.prompts_dir``; names are the keys of :data:`PROMPTS` (``teacher_cell``,
+``teacher_clinical``, ``solver``, ``format_multiple_choice``, ...). Templates use ``str.format``
+fields; an override that drops a field the stage fills in fails at load with the field named.
+
+>>> p = load_prompts(None)
+>>> "{answer}" in p["teacher_user"] and "{question}" in p["solver"]
+True
+>>> answer_format(p, "yes_no", "answer")
+'Finish with your final answer, yes or no, inside <answer></answer>.'
+"""
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+CATEGORIES = ("cell", "dna", "protein", "multiomics_alignment", "multiomics_integration",
+              "instruction_alignment", "clinical")
+
+TEACHER_SYSTEM = """\
+You are an expert computational biologist writing a worked solution for a student.
+You will be shown a problem, its correct answer and the evidence behind it. Write the reasoning a
+careful scientist would follow from the data in the problem to that answer, as if you were solving
+it yourself: never say or imply that the answer or the evidence was given to you, and do not name
+the answer in the first step. Every step must state one concrete observation or inference and cite
+the data it rests on (gene names and ranks, positions and scores, phenotype names). If the evidence
+does not support the stated answer, argue for what the evidence does support.
+Reply with JSON only, exactly: {{"steps": ["...", "..."], "conclusion": "..."}}"""
+
+# What to look at, per problem category: the teacher's domain-specific guidance.
+TEACHER_FOCUS = {
+    "cell": "The data is a cell sentence: gene names ordered by expression, highest first. Look "
+            "for marker genes of the candidate cell types, note their ranks, and weigh how many "
+            "strong markers of each type appear near the top.",
+    "dna": "The data is a DNA sequence. Scan it for transcription-factor binding motifs: name the "
+           "position of the best match, its position-specific score against the motif's "
+           "threshold, and what the match means for the question.",
+    "protein": "The data is a protein sequence. Reason from conserved domains: which family "
+               "profile matches, with what bit score and E-value, and what that implies.",
+    "multiomics_alignment": "The problem links two modalities (for example a DNA sequence and "
+                            "proteins). Derive one from the other step by step (reading frame, "
+                            "translation, comparison) and show where they agree.",
+    "multiomics_integration": "The problem combines several data types. Extract the signal of "
+                              "each one first, then show how they combine to one answer.",
+    "instruction_alignment": "The answer is computed from the data. Show the computation in "
+                             "short steps.",
+    "clinical": "The data are a patient's phenotypes or a perturbation experiment. Match the "
+                "observed phenotypes (or the perturbation's known neighbours) to the candidates, "
+                "counting the specific shared findings, and rank the candidates by them.",
+}
+
+TEACHER_USER = """\
+Problem:
+{question}
+
+Correct answer (do not reveal that you were given it): {answer}
+
+Evidence you may cite:
+{evidence}
+{passages}
+{focus}
+Write between 3 and 8 steps. The conclusion states the answer."""
+
+PASSAGES = """
+Background passages (cite them if they help):
+{passages}
+"""
+
+SOLVER = """\
+Below is a problem and the first steps of a worked solution. Use the steps to finish the solution.
+
+Problem:
+{question}
+
+Steps:
+{steps}
+
+{answer_format}"""
+
+SFT_SYSTEM = ("You are a biology reasoning assistant. Think step by step inside <think></think>, "
+              "then give the final answer inside <{tag}></{tag}>.")
+
+FORMATS = {
+    "label": "Finish with your final answer, the name only, inside <{tag}></{tag}>.",
+    "multiple_choice": "Finish with the text of the correct option inside <{tag}></{tag}>.",
+    "yes_no": "Finish with your final answer, yes or no, inside <{tag}></{tag}>.",
+    "gene_set": "Finish with the genes, comma-separated, inside <{tag}></{tag}>.",
+    "json": "Finish with the JSON object of the answer inside <{tag}></{tag}>.",
+}
+
+PROMPTS: dict[str, str] = {
+    "teacher_system": TEACHER_SYSTEM,
+    "teacher_user": TEACHER_USER,
+    "passages": PASSAGES,
+    "solver": SOLVER,
+    "sft_system": SFT_SYSTEM,
+    **{f"teacher_{c}": text for c, text in TEACHER_FOCUS.items()},
+    **{f"format_{kind}": text for kind, text in FORMATS.items()},
+}
+
+# Fields the stage fills into each template: an override must keep them.
+REQUIRED_FIELDS = {
+    "teacher_user": {"question", "answer", "evidence", "passages", "focus"},
+    "passages": {"passages"},
+    "solver": {"question", "steps", "answer_format"},
+    "sft_system": {"tag"},
+    **{f"format_{kind}": {"tag"} for kind in FORMATS},
+}
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def load_prompts(override_dir: str | Path | None) -> dict[str, str]:
+    """The built-in prompts, with ``<name>.txt`` files from ``override_dir`` replacing them."""
+    prompts = dict(PROMPTS)
+    if not override_dir:
+        return prompts
+    folder = Path(override_dir)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: prompts folder: not a directory")
+    for file in sorted(folder.glob("*.txt")):
+        name = file.stem
+        if name not in PROMPTS:
+            raise ValueError(f"{file}: prompt {name!r}: unknown name (known: {', '.join(sorted(PROMPTS))})")
+        text = file.read_text()
+        missing = REQUIRED_FIELDS.get(name, set()) - _fields(text)
+        if missing:
+            raise ValueError(f"{file}: prompt {name!r}: missing field(s) {sorted(missing)}")
+        prompts[name] = text
+    return prompts
+
+
+def answer_format(prompts: dict[str, str], answer_type: str, tag: str) -> str:
+    """The instruction appended to a problem so the model answers in the tag the verifiers read."""
+    return prompts[f"format_{answer_type}"].format(tag=tag)
+
+
+def teacher_messages(prompts: dict[str, str], category: str, question: str, answer: str,
+                     evidence: str, passages: list[str]) -> list[dict[str, str]]:
+    """System + user messages for the teacher, with the category's focus and optional passages."""
+    block = ""
+    if passages:
+        block = prompts["passages"].format(
+            passages="\n".join(f"[{i + 1}] {p}" for i, p in enumerate(passages)))
+    user = prompts["teacher_user"].format(question=question, answer=answer, evidence=evidence,
+                                          passages=block, focus=prompts[f"teacher_{category}"])
+    return [{"role": "system", "content": prompts["teacher_system"].format()},
+            {"role": "user", "content": user}]
+
+
+def solver_messages(prompts: dict[str, str], question: str, steps: list[str], answer_type: str,
+                    tag: str) -> list[dict[str, str]]:
+    """The solver's single user message: the question and numbered steps, no answer, no conclusion."""
+    numbered = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps))
+    return [{"role": "user", "content": prompts["solver"].format(
+        question=question, steps=numbered, answer_format=answer_format(prompts, answer_type, tag))}]

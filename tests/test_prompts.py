@@ -1,0 +1,40 @@
+import pytest
+
+from tasks import prompts as pr
+
+
+def test_every_category_has_a_teacher_focus():
+    p = pr.load_prompts(None)
+    assert all(f"teacher_{c}" in p for c in pr.CATEGORIES)
+
+
+def test_teacher_messages_carry_answer_evidence_and_passages():
+    p = pr.load_prompts(None)
+    msgs = pr.teacher_messages(p, "cell", "Which cell?", "B cell", '{"m": 1}', ["B cells express CD79A."])
+    assert [m["role"] for m in msgs] == ["system", "user"]
+    user = msgs[1]["content"]
+    assert "B cell" in user and '{"m": 1}' in user and "[1] B cells express CD79A." in user
+    assert "marker" in user  # the cell category's focus
+    assert "never say or imply" in msgs[0]["content"]
+
+
+def test_solver_sees_question_and_steps_only():
+    p = pr.load_prompts(None)
+    [msg] = pr.solver_messages(p, "Does it bind?", ["first", "second"], "yes_no", "solution")
+    assert "1. first\n2. second" in msg["content"] and "<solution></solution>" in msg["content"]
+
+
+def test_override_folder_replaces_a_prompt(tmp_path):
+    (tmp_path / "solver.txt").write_text("Q: {question}\nS: {steps}\n{answer_format}")
+    p = pr.load_prompts(tmp_path)
+    assert p["solver"].startswith("Q: ") and p["teacher_user"] == pr.TEACHER_USER
+
+
+def test_override_missing_a_field_or_unknown_name_fails(tmp_path):
+    (tmp_path / "solver.txt").write_text("Q: {question}")
+    with pytest.raises(ValueError, match="missing field"):
+        pr.load_prompts(tmp_path)
+    (tmp_path / "solver.txt").unlink()
+    (tmp_path / "solvr.txt").write_text("x")
+    with pytest.raises(ValueError, match="unknown name"):
+        pr.load_prompts(tmp_path)

@@ -1,0 +1,110 @@
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from annotate_fixtures import problems, write_corpus  # noqa: E402
+
+from tasks.evidence_facts import Knowledge, best_site  # noqa: E402
+from tasks.rationales import EvidenceChecker, OfflineTeacher, derive_answer, write_rationale  # noqa: E402
+from tasks.teachers import Call  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory):
+    return Knowledge(write_corpus(tmp_path_factory.mktemp("corpus")))
+
+
+def _records():
+    return {r["id"]: r | {"choices": list(r["choices"])} for r in problems().to_dict("records")}
+
+
+def test_rationale_cites_markers_and_argues_from_the_evidence_not_the_label(kb):
+    recs = _records()
+    good = write_rationale(recs["cell-ok-b"], kb)
+    assert "Marker CD79A of B cell is at rank 1" in good["steps"][1]
+    assert good["conclusion"].endswith("B cell.")
+    bad = write_rationale(recs["cell-bad"], kb)  # labelled T cell, B-cell markers on top
+    assert recs["cell-bad"]["answer"] == "T cell" and bad["conclusion"].endswith("B cell.")
+    assert "B cell" not in bad["steps"][0] and "T cell" not in bad["steps"][0]
+
+
+@pytest.mark.parametrize("pid,expected", [("cell-ok-t", "T cell"), ("cell-ok-mono", "LYZ, CD14"),
+                                          ("tf-gata", "GATA1"), ("tf-spi", "SPI1"), ("pert-yes", "yes"),
+                                          ("pert-no", "no"), ("pert-bad", "yes"), ("pert-up", "up"),
+                                          ("rd-ok", "Alpha syndrome (OMIM:100001)"),
+                                          ("rd-bad", "Delta disease (OMIM:100004)"), ("cg-ok", "GENEB"),
+                                          ("int-yes", "yes"), ("int-no", "no")])
+def test_checker_rederives_the_rationales_answer(kb, pid, expected):
+    rec = _records()[pid]
+    trace = write_rationale(rec, kb)
+    assert derive_answer(rec["family"], trace["steps"], rec["answer_type"], rec["choices"]) == expected
+
+
+def test_checker_recomputes_from_citations_and_ignores_the_stated_comparison():
+    steps = ["Reading.", "Marker CD3D of T cell is at rank 30 in the cell sentence.",
+             "Marker CD79A of B cell is at rank 1 in the cell sentence.",
+             "Weighting each marker, T cell scores 9.00, ahead of B cell (0.10)."]
+    assert derive_answer("cell_type", steps, "label", []) == "B cell"
+    assert derive_answer("cell_type", ["no facts here", "none"], "label", []) is None
+    assert derive_answer("unknown_family", steps, "label", []) is None
+
+
+def test_planted_site_is_found_at_its_position():
+    site = "AGATAAGG"
+    pfm = [[0.91 if b == base else 0.03 for base in "ACGT"] for b in site]
+    score, pos, threshold = best_site("C" * 30 + site + "C" * 30, pfm)
+    assert pos == 31 and score > threshold
+    _, rc_pos, _ = best_site("C" * 30 + "CCTTATCT" + "C" * 30, pfm)  # reverse complement
+    assert rc_pos == 31
+
+
+def test_offline_backends_report_each_call(kb):
+    rec = _records()["cell-ok-b"]
+    seen, replies = [], []
+    OfflineTeacher(kb, on_call=seen.append).run([Call([], {"attempt": 0}, rec)],
+                                                lambda c, r: replies.append(r))
+    trace = json.loads(replies[0].text)
+    assert len(seen) == 1 and len(trace["steps"]) >= 3
+    checked = []
+    ctx = {"family": "cell_type", "answer_type": "multiple_choice", "choices": rec["choices"],
+           "steps": trace["steps"]}
+    EvidenceChecker("solution").run([Call([], {}, ctx)], lambda c, r: checked.append(r.text))
+    assert checked == ["<solution>B cell</solution>"]
+
+
+def test_unreadable_problem_becomes_an_empty_trace(kb):
+    rec = _records()["cell-ok-b"] | {"prompt": "no cell data"}
+    replies = []
+    OfflineTeacher(kb).run([Call([], {}, rec)], lambda c, r: replies.append(json.loads(r.text)))
+    assert replies[0]["steps"] == [] and "no <cell> data" in replies[0]["note"]
+
+
+def test_translation_picks_the_encoded_protein(kb):
+    rec = _records()["d2p-ok"]
+    trace = write_rationale(rec, kb)
+    assert "Reading frame +1 translates to a peptide with 100% identity to option A." in trace["steps"]
+    assert derive_answer(rec["family"], trace["steps"], rec["answer_type"], rec["choices"]) == rec["answer"]
+
+
+def test_instruction_derivation_is_the_computation():
+    from tasks.derivations import derive
+
+    assert derive({"kind": "cell_gene_present", "gene": "CD3D", "rank": None}, "no")[-1] == \
+        "CD3D does not appear anywhere in the sentence."
+    with pytest.raises(KeyError, match="no derivation"):
+        derive({"kind": "new_kind"}, "x")
+
+
+def test_gene_names_with_spaces_are_read_back():
+    steps = ["Reading.", "Knockdown of DPH2 changes NB 1, and knocking down NB 1 left 3-unfolded protein "
+             "response not differentially expressed in the training data.",
+             "Across 963 training knockdowns, 3-unfolded protein response was differentially expressed in 33% of them."]
+    assert derive_answer("perturb_de", steps, "yes_no", []) == "no"
+
+
+def test_offline_cache_keys_follow_the_code(kb):
+    assert OfflineTeacher(kb).model.startswith("knowledge-grounded-")
+    assert OfflineTeacher(kb).model == OfflineTeacher(kb).model

@@ -1,0 +1,251 @@
+"""Cell sentences: ranking against a slow reference, chunking, backed files, bad input, the CLI."""
+from __future__ import annotations
+
+import anndata
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import scipy.sparse as sp
+from typer.testing import CliRunner
+
+from tasks.cli import app
+from tasks.errors import InputError
+from tasks.params import Cells
+from tasks.textify import (STATUS_NAMES, looks_transposed, open_cells, rank_cells, sentences,
+                           tie_ranks, write_cell_sentences)
+
+
+def counts_matrix(n_cells: int, n_genes: int, density: float, seed: int) -> sp.csr_matrix:
+    """Small integer counts: plenty of ties, some explicit zeros stored, float32 like an h5ad."""
+    rng = np.random.default_rng(seed)
+    x = sp.random(n_cells, n_genes, density=density, format="csr", random_state=rng,
+                  data_rvs=lambda k: rng.integers(0, 6, k)).astype(np.float32)
+    x.data[::7] = 0  # explicit zeros: stored, never ranked
+    return x
+
+
+def reference_top(x: sp.csr_matrix, tie_rank: np.ndarray, k: int) -> list[list[int]]:
+    """The slow, obvious ranking: value descending, then tie rank, positive values only."""
+    out = []
+    for row in x.toarray():
+        order = np.lexsort((tie_rank, -row))
+        out.append([int(g) for g in order if row[g] > 0][:k])
+    return out
+
+
+def make_adata(x: sp.csr_matrix, genes=None, cells=None, raw: bool = True) -> anndata.AnnData:
+    n, g = x.shape
+    obs = pd.DataFrame({"cell_type": pd.Categorical(np.array(["T", "B", "NK"])[np.arange(n) % 3]),
+                        "depth": np.arange(n, dtype=float)},
+                       index=cells if cells is not None else [f"cell{i}" for i in range(n)])
+    var = pd.DataFrame(index=genes if genes is not None else [f"G{j}" for j in range(g)])
+    adata = anndata.AnnData(X=x.copy(), obs=obs, var=var)
+    if raw:
+        adata.raw = adata.copy()
+    return adata
+
+
+def cfg(**kw) -> Cells:
+    return Cells(**{"source": "unused", "label_key": "cell_type", "obs_keys": ["depth"],
+                    "top_k": 5, **kw})
+
+
+def sentences_of(path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+@pytest.mark.parametrize("seed,k,density", [(0, 5, 0.3), (1, 3, 0.6), (2, 50, 0.2), (3, 1, 0.9)])
+def test_top_k_matches_slow_reference(seed, k, density):
+    x = counts_matrix(60, 40, density, seed)
+    x.data[x.data == 0] = 0
+    expected_rows = [i for i in range(60) if (x[i].toarray() > 0).any()]
+    tie = tie_ranks(40, seed)
+    ref = reference_top(x, tie, k)
+    r = rank_cells(x.copy(), tie, k)
+    for i in expected_rows:
+        assert r.top[i, :r.n_top[i]].tolist() == ref[i]
+        assert (r.top[i, r.n_top[i]:] == -1).all()
+
+
+def test_ties_are_broken_by_the_seed_and_deterministically():
+    x = sp.csr_matrix(np.ones((2, 30), np.float32))
+    first = rank_cells(x.copy(), tie_ranks(30, 0), 10).top
+    assert (rank_cells(x.copy(), tie_ranks(30, 0), 10).top == first).all()
+    other = rank_cells(x.copy(), tie_ranks(30, 1), 10).top
+    assert not (other == first).all()
+    assert first[0].tolist() == np.argsort(tie_ranks(30, 0))[:10].tolist()
+
+
+def test_larger_values_beat_the_tie_break():
+    x = sp.csr_matrix(np.array([[1, 1, 9, 1]], np.float32))
+    assert rank_cells(x, np.array([0, 1, 2, 3]), 2).top.tolist() == [[2, 0]]
+
+
+def test_long_rows_take_the_sampled_cutoff_path():
+    # rows with far more expressed genes than 2 * top_k use a sampled cutoff: same answer
+    x = counts_matrix(20, 3000, 0.5, 7)
+    tie = tie_ranks(3000, 7)
+    r = rank_cells(x.copy(), tie, 200)
+    assert [r.top[i, :r.n_top[i]].tolist() for i in range(20)] == reference_top(x, tie, 200)
+
+
+def test_normalisation_is_log1p_of_normalize_total():
+    x = sp.csr_matrix(np.array([[1, 3, 0, 6]], np.float32))
+    rank_cells(x, np.arange(4), 2, target_sum=100)
+    np.testing.assert_allclose(x.data, np.log1p(np.array([1, 3, 6]) * 10.0), rtol=1e-6)
+
+
+def test_sentences_wrap_and_join():
+    top = np.array([[2, 0, -1], [1, -1, -1]])
+    assert sentences(top, np.array([2, 1]), ["A", "B", "C"], " ").to_pylist() == \
+        ["<cell>C A</cell>", "<cell>B</cell>"]
+
+
+def test_chunked_equals_unchunked_and_backed_equals_memory(tmp_path):
+    x = counts_matrix(50, 30, 0.4, 5)
+    x[7] = 0  # an all-zero cell, dropped in drop mode
+    x.eliminate_zeros()
+    path = tmp_path / "cells.h5ad"
+    make_adata(x).write_h5ad(path)
+    outs = {}
+    for name, chunk, backed in [("one", 1000, True), ("chunks", 7, True), ("memory", 9, False)]:
+        c = cfg(chunk_size=chunk, on_bad_record="drop")
+        with open_cells(str(path), c, backed=backed) as cm:
+            assert (type(cm.matrix).__module__.startswith("anndata")) == backed
+            counts = write_cell_sentences(cm, tmp_path / f"{name}.parquet", c, seed=3)
+        outs[name] = sentences_of(tmp_path / f"{name}.parquet")
+        assert counts.cells_in == 50 and counts.dropped["all_zero"] == 1
+    pd.testing.assert_frame_equal(outs["one"], outs["chunks"])
+    pd.testing.assert_frame_equal(outs["one"], outs["memory"])
+    df = outs["one"]
+    assert len(df) == 49 and "cell7" not in set(df["cell_id"])
+    assert list(df.columns) == ["cell_id", "label", "n_genes", "total_counts", "cell_sentence", "obs_depth"]
+    assert df["label"].tolist()[:3] == ["T", "B", "NK"]
+    tie = tie_ranks(30, 3)
+    ref = reference_top(x[:1], tie, 5)[0]
+    assert df["cell_sentence"][0] == "<cell>" + ", ".join(f"G{g}" for g in ref) + "</cell>"
+
+
+def test_scanpy_dataset_source(tmp_path):
+    c = Cells(source="scanpy:pbmc68k_reduced", label_key="bulk_labels", top_k=20)
+    with open_cells(c.source, c) as cm:
+        counts = write_cell_sentences(cm, tmp_path / "pbmc.parquet", c, seed=0)
+    df = sentences_of(tmp_path / "pbmc.parquet")
+    assert counts.cells_out == len(df) == 700
+    assert df["label"].nunique() == 10
+    assert df["cell_sentence"].str.count(", ").max() == 19
+
+
+def test_qc_drops_are_counted(tmp_path):
+    x = counts_matrix(40, 30, 0.3, 9)
+    x.eliminate_zeros()
+    path = tmp_path / "c.h5ad"
+    make_adata(x).write_h5ad(path)
+    n_expr = np.diff(x.indptr)
+    c = cfg(min_genes=int(np.median(n_expr)))
+    with open_cells(str(path), c) as cm:
+        counts = write_cell_sentences(cm, tmp_path / "o.parquet", c, seed=0)
+    assert counts.dropped["min_genes"] == int((n_expr < c.min_genes).sum()) > 0
+    assert counts.cells_out == 40 - counts.dropped["min_genes"]
+
+
+def test_mito_fraction_filter():
+    x = sp.csr_matrix(np.array([[5, 1, 1], [1, 1, 1]], np.float32))
+    r = rank_cells(x, np.arange(3), 2, max_mito_fraction=0.5, is_mito=np.array([True, False, False]))
+    assert [STATUS_NAMES[s] for s in r.status] == ["max_mito_fraction", "kept"]
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+def _write(tmp_path, x, **kw):
+    path = tmp_path / "bad.h5ad"
+    make_adata(sp.csr_matrix(x), **kw).write_h5ad(path)
+    return str(path)
+
+
+def _run(path, tmp_path, **kw):
+    c = cfg(**kw)
+    with open_cells(path, c) as cm:
+        return write_cell_sentences(cm, tmp_path / "out.parquet", c, seed=0)
+
+
+@pytest.mark.parametrize("value,word", [(np.nan, "non-finite"), (np.inf, "non-finite"), (-1.0, "negative")])
+def test_bad_values_name_file_and_cell(tmp_path, value, word):
+    x = np.ones((4, 3), np.float32)
+    x[2, 1] = value
+    path = _write(tmp_path, x)
+    with pytest.raises(InputError) as err:
+        _run(path, tmp_path)
+    msg = str(err.value)
+    assert path in msg and "'cell2'" in msg and word in msg and "'G1'" in msg
+    assert _run(path, tmp_path, on_bad_record="drop").dropped[word.replace("-", "_")] == 1
+
+
+def test_all_zero_cell_is_an_error_or_dropped(tmp_path):
+    x = np.ones((4, 3), np.float32)
+    x[1] = 0
+    path = _write(tmp_path, x)
+    with pytest.raises(InputError, match=r"bad\.h5ad: cell 'cell1' \(row 1\): all-zero"):
+        _run(path, tmp_path)
+    counts = _run(path, tmp_path, on_bad_record="drop")
+    assert counts.dropped["all_zero"] == 1 and counts.cells_out == 3
+
+
+def test_duplicate_gene_names(tmp_path):
+    path = _write(tmp_path, np.ones((3, 3), np.float32), genes=["A", "B", "A"])
+    with pytest.raises(InputError, match=r"bad\.h5ad: gene 'A': duplicate gene name"):
+        _run(path, tmp_path)
+
+
+def test_transposed_matrix(tmp_path):
+    barcodes = ["AAACCTGAGAAACCAT-1", "AAACCTGAGAAACCGC-1", "AAACCTGAGAAACGAG-1"]
+    path = _write(tmp_path, np.ones((3, 3), np.float32), genes=barcodes, cells=["ACTB", "GAPDH", "CD3E"])
+    with pytest.raises(InputError, match=r"bad\.h5ad: raw\.X: looks transposed"):
+        _run(path, tmp_path)
+    assert looks_transposed(["ENSG00000141510", "ENSG00000012048"], ["c1", "c2"]).startswith("observation")
+    assert looks_transposed(["ACTB", "GAPDH", "x"], ["c1", "c2"]).startswith("observation names include")
+
+
+def test_missing_raw(tmp_path):
+    path = _write(tmp_path, np.ones((3, 3), np.float32), raw=False)
+    with pytest.raises(InputError, match=r"bad\.h5ad: raw: missing"):
+        _run(path, tmp_path)
+    assert _run(path, tmp_path, use_raw=False).cells_out == 3
+
+
+def test_failed_run_leaves_earlier_output_untouched(tmp_path):
+    good = tmp_path / "good.h5ad"
+    make_adata(counts_matrix(10, 8, 0.8, 1)).write_h5ad(good)
+    c = cfg(chunk_size=2)
+    with open_cells(str(good), c) as cm:
+        write_cell_sentences(cm, tmp_path / "out.parquet", c, seed=0)
+    before = (tmp_path / "out.parquet").read_bytes()
+    x = np.ones((10, 8), np.float32)
+    x[9, 0] = np.nan  # in the last chunk: earlier chunks were already written to the temporary
+    bad = _write(tmp_path, x)
+    with pytest.raises(InputError):
+        _run(bad, tmp_path, chunk_size=2)
+    assert (tmp_path / "out.parquet").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.h5ad", "good.h5ad", "out.parquet"]
+    assert pq.read_table(tmp_path / "out.parquet").num_rows == 10
+
+
+def test_cli_cells_ok_and_bad_input_exit_2(tmp_path):
+    x = np.ones((4, 3), np.float32)
+    good = tmp_path / "good.h5ad"
+    make_adata(sp.csr_matrix(x)).write_h5ad(good)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["textify", "cells", str(good), str(tmp_path / "o.parquet"), "--top-k", "2",
+                             "--separator", " ", "--label-key", "cell_type", "--chunk-size", "2"])
+    assert ok.exit_code == 0, ok.output
+    assert sentences_of(tmp_path / "o.parquet")["cell_sentence"].str.count(" ").eq(1).all()
+    x[3, 2] = -2
+    bad = _write(tmp_path, x)
+    res = runner.invoke(app, ["textify", "cells", bad, str(tmp_path / "o2.parquet")])
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "cell3" in lines[0]
+    assert not (tmp_path / "o2.parquet").exists()
+    res = runner.invoke(app, ["textify", "cells", bad, str(tmp_path / "o2.parquet"), "--no-raw", "--drop-bad"])
+    assert res.exit_code == 0 and "negative 1" in res.stdout

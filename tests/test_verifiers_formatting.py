@@ -1,0 +1,42 @@
+import pytest
+
+from tasks.verifiers.formatting import format_reward
+from tasks.verifiers.shaping import length_penalty, repetition_penalty
+
+
+@pytest.mark.parametrize("completion, reward", [
+    ("<think>CD14 and LYZ are high.</think>\n<answer>CD14+ Monocyte</answer>", 1.0),
+    ("  <THINK>r</THINK> <Answer>x</Answer>\n\n", 1.0),
+    ("<think>r</think><answer>x</answer>trailing", 0.0),
+    ("<answer>x</answer><think>r</think>", 0.0),
+    ("<think>r</think>between<answer>x</answer>", 0.0),
+    ("<think>r</think><answer>x</answer><answer>y</answer>", 0.0),
+    ("<think>a</think><think>b</think><answer>x</answer>", 0.0),
+    ("<think></think><answer>x</answer>", 0.0),
+    ("<think>r</think><answer> </answer>", 0.0),
+    ("preamble <think>r</think><answer>x</answer>", 0.0),
+    ("<think>r</think><answer>x", 0.0),
+])
+def test_format(completion, reward):
+    assert format_reward(completion) == reward
+
+
+def test_format_tag_names_are_configurable():
+    text = "<reasoning>r</reasoning><solution>x</solution>"
+    assert format_reward(text, think_tag="reasoning", answer_tag="solution") == 1.0
+    assert format_reward(text) == 0.0
+
+
+def test_length_penalty_grows_past_the_budget():
+    assert length_penalty(100, 100) == 0.0
+    assert length_penalty(125, 100) == -0.25
+    assert length_penalty(10_000, 100) == -1.0
+    with pytest.raises(ValueError):
+        length_penalty(1, 0)
+
+
+def test_repetition_penalty_counts_repeated_ngrams():
+    assert repetition_penalty("the cell is a monocyte because CD14 is high", n=3) == 0.0
+    looping = "CD14 is high. " * 20
+    assert repetition_penalty(looping, n=3) < -0.9
+    assert repetition_penalty("short", n=4) == 0.0
