@@ -24,7 +24,7 @@ def _run_config(base, tmp_path, **overrides):
     settings = dict(block_size=32, batch_size=2, token_budget=32 * 2 * 8, learning_rate=3e-3,
                     logging_steps=2, eval_steps=4, save_steps=4, max_eval_blocks=8)
     params = Pretrain(**{**settings, **overrides})
-    cfg = {"params": params.model_dump(mode="json"), "seed": 0, "base_dir": str(base),
+    cfg = {"params": params.model_dump(mode="json"), "seed": 0, "gpus": 0, "base_dir": str(base),
            "train_blocks": str(tmp_path / "train.npy"), "heldout_blocks": str(tmp_path / "heldout.npy"),
            "checkpoint_dir": str(tmp_path / "checkpoints"), "metrics_path": str(tmp_path / "metrics.json"),
            "curve_path": str(tmp_path / "history.json"), "output_dir": str(tmp_path / "model")}
@@ -46,7 +46,8 @@ def test_two_process_cpu_accelerate_run(tiny_base, tmp_path, monkeypatch):
     monkeypatch.chdir(PROJECT)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     cfg = _run_config(tiny_base[0], tmp_path)
-    dispatch.launch("tasks.pretrain", ["--config", str(tmp_path / "run.json")], num_processes=2)
+    dispatch.launch("tasks.pretrain", ["--config", str(tmp_path / "run.json")],
+                    config_file=str(PROJECT / "configs/accelerate/cpu_ddp.yaml"))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["processes"] == 2
     # 2 processes x 2 blocks x 32 tokens per step: the 512-token budget is 4 steps
