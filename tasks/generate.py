@@ -10,8 +10,11 @@ open assistant turn) or a plain string used as is. Two engines, same tokenizer, 
   frees its memory on exit. On CPU it runs with ``enforce_eager=True``, float32 and
   ``VLLM_CPU_KVCACHE_SPACE`` GiB of KV cache. Prompts go in as token ids and completions come back
   as token ids, decoded here, so both engines see and return exactly the same tokens.
-* ``auto`` picks vLLM when ``prompts x n x max_new_tokens >= vllm_min_tokens`` (its ~40-50 s start
-  on this CPU is then repaid; measured by ``bench/generate.py``), else transformers.
+* ``auto`` picks vLLM when ``prompts x n x max_new_tokens >= vllm_min_tokens``, else transformers.
+  Measured by ``bench/generate.py --model models/pretrain`` (64 prompts x 64 tokens, greedy, 2 busy
+  cores at load ~12): transformers 63 tokens/s; vLLM 10,096 tokens/s after 51.5 s of child start
+  (29 s of it the engine), so vLLM paid off from ~3.3k tokens. STACK.md's quiet-machine figures
+  (transformers ~410 tokens/s, vLLM start 40-50 s) put the break-even near 20k, the default.
 
 On GPUs, pass ``tensor_parallel_size`` (``params.base.tensor_parallel_size``: vLLM shards the model
 over that many GPUs) and ``gpus``, the Prefect ``gpu`` slots held while the engine runs (0 on CPU).
