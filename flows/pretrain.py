@@ -7,7 +7,7 @@ pointer to a hub model) and ``models/pretrain`` (the trained model, always a ful
 Training runs in a child process (``tasks/pretrain.py`` under ``accelerate launch``). Packed
 blocks and checkpoints live in ``scratch/pretrain/<key>/``, where the key hashes the params and the
 data: a killed run rerun with the same inputs resumes from its last checkpoint; any change starts
-afresh. Checkpoints are deleted once the model is saved.
+afresh (and the stale checkpoints are deleted). Checkpoints are deleted once the model is saved.
 """
 from __future__ import annotations
 
@@ -79,10 +79,14 @@ def pretrain_flow() -> None:
                    packing.save_blocks(heldout_blocks, data_dir / "heldout.npy")]
         key = hashlib.sha256(blob + "".join(digests).encode()).hexdigest()[:12]
         work = SCRATCH / key
+        for stale in SCRATCH.iterdir():  # checkpoints of runs with other inputs can never resume
+            if stale.is_dir() and stale.name not in (key, "data"):
+                shutil.rmtree(stale)
         work.mkdir(parents=True, exist_ok=True)
         for name in ("train.npy", "heldout.npy"):
             shutil.move(data_dir / name, work / name)
-        cfg = {"params": p.model_dump(mode="json"), "seed": seed, "base_dir": str(BASE),
+        cfg = {"params": p.model_dump(mode="json"), "seed": seed, "gpus": params.base.gpus,
+               "base_dir": str(BASE),
                "train_blocks": str(work / "train.npy"), "heldout_blocks": str(work / "heldout.npy"),
                "checkpoint_dir": str(work / "checkpoints"), "metrics_path": str(work / "metrics.json"),
                "curve_path": str(work / "history.json")}
@@ -90,8 +94,9 @@ def pretrain_flow() -> None:
         with atomic_path(MODEL) as out:
             cfg["output_dir"] = str(out)
             (work / "run.json").write_text(json.dumps(cfg, indent=2))
-            launch("tasks.pretrain", ["--config", str(work / "run.json")], num_processes=p.num_processes,
-                   config_file=p.accelerate_config, gpus=p.gpus, log_file=work / "train.log",
+            launch("tasks.pretrain", ["--config", str(work / "run.json")],
+                   config_file=params.base.accelerate_config, gpus=params.base.gpus,
+                   log_file=work / "train.log",
                    env={"MLFLOW_RUN_ID": run.run_id or "", "MLFLOW_TRACKING_URI": tracking_uri()})
         trained = json.loads((work / "metrics.json").read_text())
         history = json.loads((work / "history.json").read_text())
@@ -128,7 +133,8 @@ def pretrain_flow() -> None:
 
         starts = [t[:80] for t in heldout_texts.head(4)]
         samples = generate(MODEL, starts, max_new_tokens=48, temperature=0.0, seed=seed,
-                           engine="transformers", settings=params.generation)
+                           engine="transformers", settings=params.generation,
+                           gpus=min(params.base.gpus, 1))
         run.log_text("\n\n".join(f"PROMPT: {s}\nCOMPLETION: {c[0]}" for s, c in zip(starts, samples)),
                      "samples/pretrain_completions.txt")
 

@@ -10,8 +10,15 @@ open assistant turn) or a plain string used as is. Two engines, same tokenizer, 
   frees its memory on exit. On CPU it runs with ``enforce_eager=True``, float32 and
   ``VLLM_CPU_KVCACHE_SPACE`` GiB of KV cache. Prompts go in as token ids and completions come back
   as token ids, decoded here, so both engines see and return exactly the same tokens.
-* ``auto`` picks vLLM when ``prompts x n x max_new_tokens >= vllm_min_tokens`` (its ~40-50 s start
-  on this CPU is then repaid; measured by ``bench/generate.py``), else transformers.
+* ``auto`` picks vLLM when ``prompts x n x max_new_tokens >= vllm_min_tokens``, else transformers.
+  Measured by ``bench/generate.py --model models/pretrain`` (64 prompts x 64 tokens, greedy, 2 busy
+  cores at load ~12): transformers 63 tokens/s; vLLM 10,096 tokens/s after 51.5 s of child start
+  (29 s of it the engine), so vLLM paid off from ~3.3k tokens. STACK.md's quiet-machine figures
+  (transformers ~410 tokens/s, vLLM start 40-50 s) put the break-even near 20k, the default.
+
+On GPUs, pass ``tensor_parallel_size`` (``params.base.tensor_parallel_size``: vLLM shards the model
+over that many GPUs) and ``gpus``, the Prefect ``gpu`` slots held while the engine runs (0 on CPU).
+Each call loads the model once for all its prompts: send prompts in large batches.
 
 Decoding drops ChatML tokens but keeps the tag tokens (``<think>``, ``<answer>`` ...): they are not
 special (see tasks/modeling.py). Temperature 0 is greedy and deterministic; sampling is seeded.
@@ -37,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.dispatch import gpu_slots
 from tasks.modeling import EOS, PAD, load_model, load_tokenizer, render_chat, resolve
 from tasks.params import Generation
 
@@ -69,13 +77,18 @@ def prompt_texts(tokenizer: Any, prompts: Sequence[Prompt]) -> list[str]:
 
 def generate(model_dir: str | Path, prompts: Sequence[Prompt], *, max_new_tokens: int = 128,
              temperature: float = 0.0, top_p: float = 1.0, n: int = 1, seed: int = 0,
-             engine: str | None = None, settings: Generation | None = None) -> list[list[str]]:
+             engine: str | None = None, settings: Generation | None = None,
+             tensor_parallel_size: int = 1, gpus: int = 0) -> list[list[str]]:
     """``n`` completions for each prompt (a list per prompt), tag tokens kept."""
     settings = settings or Generation()
     chosen = choose_engine(len(prompts) * n * max_new_tokens, settings, engine)
-    run = generate_vllm if chosen == "vllm" else generate_transformers
-    return run(model_dir, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-               top_p=top_p, n=n, seed=seed, settings=settings).texts
+    common = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n,
+                  seed=seed, settings=settings)
+    with gpu_slots(gpus):
+        if chosen == "vllm":
+            return generate_vllm(model_dir, prompts, tensor_parallel_size=tensor_parallel_size,
+                                 **common).texts
+        return generate_transformers(model_dir, prompts, **common).texts
 
 
 def _stop_ids(tokenizer: Any) -> list[int]:
@@ -125,7 +138,7 @@ def generate_transformers(model_dir: str | Path, prompts: Sequence[Prompt], *, m
 
 def generate_vllm(model_dir: str | Path, prompts: Sequence[Prompt], *, max_new_tokens: int,
                   temperature: float, top_p: float, n: int, seed: int,
-                  settings: Generation) -> Completions:
+                  settings: Generation, tensor_parallel_size: int = 1) -> Completions:
     tokenizer = load_tokenizer(model_dir)
     prompt_ids = [tokenizer(t, add_special_tokens=False)["input_ids"]
                   for t in prompt_texts(tokenizer, prompts)]
@@ -137,7 +150,7 @@ def generate_vllm(model_dir: str | Path, prompts: Sequence[Prompt], *, max_new_t
     request = {"model": source, "revision": revision, "prompt_ids": prompt_ids,
                "stop_ids": _stop_ids(tokenizer), "max_new_tokens": max_new_tokens,
                "temperature": temperature, "top_p": top_p, "n": n, "seed": seed,
-               "settings": settings.model_dump()}
+               "tensor_parallel_size": tensor_parallel_size, "settings": settings.model_dump()}
     with tempfile.TemporaryDirectory(prefix="vllm-") as tmp:
         req, resp, logfile = Path(tmp, "request.json"), Path(tmp, "response.json"), Path(tmp, "log")
         req.write_text(json.dumps(request))
@@ -168,7 +181,8 @@ def _vllm_child(request_path: str, response_path: str) -> None:
     start = time.perf_counter()
     llm = LLM(model=r["model"], revision=r["revision"], skip_tokenizer_init=True,
               dtype=s.dtype, max_model_len=s.max_model_len, enforce_eager=not cuda, seed=r["seed"],
-              gpu_memory_utilization=s.gpu_memory_utilization, trust_remote_code=False)
+              gpu_memory_utilization=s.gpu_memory_utilization, trust_remote_code=False,
+              tensor_parallel_size=r["tensor_parallel_size"])
     started = time.perf_counter() - start
     greedy = r["temperature"] <= 0
     sampling = SamplingParams(n=1 if greedy else r["n"], temperature=max(r["temperature"], 0.0),

@@ -187,6 +187,7 @@ class BaseModelParams(Section):
 
 
 class Pretrain(Section):
+    # Hardware (accelerate config, GPU slots) comes from base: one layout for every stage.
     model: BaseModelParams = Field(default_factory=BaseModelParams,
                                    description="The base model: built here or loaded by name.")
     textify_tables: list[Literal["cells", "dna", "proteins"]] = Field(
@@ -209,10 +210,6 @@ class Pretrain(Section):
     eval_steps: int = Field(100, gt=0, description="Steps between held-out evaluations.")
     save_steps: int = Field(100, gt=0, description="Steps between resumable checkpoints.")
     max_eval_blocks: int = Field(256, gt=0, description="Held-out blocks evaluated, at most.")
-    num_processes: int = Field(1, gt=0, description="accelerate processes (CPU or GPU).")
-    gpus: int = Field(0, ge=0, description="GPU slots to hold; 0 trains on CPU.")
-    accelerate_config: str | None = Field(None, description="accelerate config file (multi-GPU, "
-                                          "DeepSpeed, FSDP); overrides num_processes.")
 
 
 class Generation(Section):

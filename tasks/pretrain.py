@@ -1,7 +1,8 @@
 """Continued causal-LM pretraining on packed blocks; runs under ``accelerate launch`` (see dispatch).
 
 ``python -m accelerate.commands.launch ... -m tasks.pretrain --config run.json`` where ``run.json``
-(written by ``flows/pretrain.py``) holds the ``pretrain`` params and the paths below. HF ``Trainer``
+(written by ``flows/pretrain.py``) holds the ``pretrain`` params, ``gpus`` (0: CPU) and the paths
+below. HF ``Trainer``
 does the loop: it runs as one or many processes (CPU/gloo or GPUs/NCCL, DeepSpeed/FSDP through the
 accelerate config) and resumes from the newest checkpoint in ``checkpoint_dir`` when one exists.
 
@@ -100,14 +101,15 @@ def last_complete_checkpoint(folder: Path) -> str | None:
     return str(max(done, key=lambda d: int(d.name.rsplit("-", 1)[1]))) if done else None
 
 
-def training_arguments(p: Pretrain, checkpoint_dir: str, max_steps: int, seed: int) -> TrainingArguments:
+def training_arguments(p: Pretrain, checkpoint_dir: str, max_steps: int, seed: int,
+                       gpus: int) -> TrainingArguments:
     return TrainingArguments(
         output_dir=checkpoint_dir, max_steps=max_steps, seed=seed, data_seed=seed,
         per_device_train_batch_size=p.batch_size, per_device_eval_batch_size=p.batch_size,
         gradient_accumulation_steps=p.grad_accum, learning_rate=p.learning_rate,
         lr_scheduler_type=p.lr_scheduler, warmup_steps=p.warmup_ratio, weight_decay=p.weight_decay,
         max_grad_norm=p.max_grad_norm, bf16=p.precision == "bf16", fp16=p.precision == "fp16",
-        use_cpu=p.gpus == 0, gradient_checkpointing=p.gradient_checkpointing,
+        use_cpu=gpus == 0, gradient_checkpointing=p.gradient_checkpointing,
         logging_steps=p.logging_steps, eval_strategy="steps", eval_steps=p.eval_steps,
         save_strategy="steps", save_steps=p.save_steps, save_total_limit=2,
         report_to="none", dataloader_num_workers=0, disable_tqdm=False, ddp_find_unused_parameters=False)
@@ -118,7 +120,8 @@ def train(cfg: dict[str, Any]) -> dict[str, Any] | None:
     from accelerate import PartialState
 
     p = Pretrain.model_validate(cfg["params"])
-    state = PartialState()
+    # cpu=True makes a torchrun-started group of CPU processes one gloo group (MULTI_CPU)
+    state = PartialState(cpu=cfg["gpus"] == 0)
     tokenizer = load_tokenizer(cfg["base_dir"])
     model = load_model(cfg["base_dir"], tokenizer)
     train_set = Blocks(cfg["train_blocks"])
@@ -127,7 +130,7 @@ def train(cfg: dict[str, Any]) -> dict[str, Any] | None:
     max_steps = max(1, math.ceil(p.token_budget / tokens_per_step))
 
     checkpoint_dir = Path(cfg["checkpoint_dir"])
-    args = training_arguments(p, str(checkpoint_dir), max_steps, cfg["seed"])
+    args = training_arguments(p, str(checkpoint_dir), max_steps, cfg["seed"], cfg["gpus"])
     trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=heldout,
                       processing_class=tokenizer, callbacks=[CurveToMlflow()])
     last = last_complete_checkpoint(checkpoint_dir)
