@@ -36,8 +36,18 @@ test: setup
 test-fast: setup
 	python -m pytest -q -m "not slow" tests tasks flows
 
-bench: setup
-	python bench/textify.py --quick
+# cell2sentence is installed only for the comparison, in a venv of its own (its licence forbids
+# copying its code; the project never imports it).
+.venv-c2s/bin/python:
+	$(PYTHON) -m venv .venv-c2s
+	set -o pipefail; .venv-c2s/bin/pip install -q torch==2.13.0 $(PIP_QUIET)
+	set -o pipefail; .venv-c2s/bin/pip install -q cell2sentence==1.2.0 $(PIP_QUIET)
+
+bench: setup .venv-c2s/bin/python
+	python bench/textify.py
+	python bench/retrieval.py
+	python bench/generate.py --model models/pretrain
+	python bench/verifiers.py
 
 clean-env:
 	rm -rf $(VENV)

@@ -191,7 +191,7 @@ def main() -> None:
     ap.add_argument("--nnz", type=int, default=2_000, help="expressed genes per cell (mean)")
     ap.add_argument("--top-k", type=int, default=200)
     ap.add_argument("--c2s-cells", type=int, default=5_000, help="cells given to cell2sentence")
-    ap.add_argument("--c2s-python", default="/work/c2s-venv/bin/python",
+    ap.add_argument("--c2s-python", default=".venv-c2s/bin/python",
                     help="a Python with cell2sentence installed ('' skips the comparison)")
     ap.add_argument("--mem-cells", type=int, nargs="*", default=[100_000, 1_000_000])
     ap.add_argument("--mem-nnz", type=int, default=200, help="expressed genes per cell in the backed files")
