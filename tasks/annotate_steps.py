@@ -131,12 +131,17 @@ def trace_rows(problems: pd.DataFrame, taught: dict, verdicts: dict, teacher: st
     return pd.DataFrame(rows)
 
 
-def sft_messages(rec: dict, steps: list[str], conclusion: str, answer: str,
-                 prompts: dict[str, str], tag: str) -> list[dict[str, str]]:
+def problem_messages(rec: dict, prompts: dict[str, str], tag: str) -> list[dict[str, str]]:
+    """System + user turns of a problem: what the policy sees in SFT, GRPO and evaluation."""
     user = f"{rec['prompt']}\n\n{pr.answer_format(prompts, rec['answer_type'], tag)}"
     return [{"role": "system", "content": prompts["sft_system"].format(tag=tag)},
-            {"role": "user", "content": user},
-            {"role": "assistant", "content": an.render_assistant(steps, conclusion, answer, tag)}]
+            {"role": "user", "content": user}]
+
+
+def sft_messages(rec: dict, steps: list[str], conclusion: str, answer: str,
+                 prompts: dict[str, str], tag: str) -> list[dict[str, str]]:
+    return problem_messages(rec, prompts, tag) + [
+        {"role": "assistant", "content": an.render_assistant(steps, conclusion, answer, tag)}]
 
 
 def sft_rows(problems: pd.DataFrame, taught: dict, verdicts: dict, prompts: dict[str, str],

@@ -369,6 +369,91 @@ class Verifiers(Section):
         10.0, gt=0, description="Pseudo-pairs shrinking PerturbQA rates towards the line's base rate.")
 
 
+
+class GrpoOnline(Section):
+    """Online GRPO with TRL's GRPOTrainer (tasks/grpo.py); names follow GRPOConfig."""
+    steps: int = Field(20, gt=0, description="Optimizer steps (GRPOConfig.max_steps).")
+    num_generations: int = Field(8, gt=1, description="Group size: completions sampled per prompt.")
+    prompts_per_step: int = Field(2, gt=0, description="Prompts per device per step; the device "
+                                  "batch is prompts_per_step x num_generations completions.")
+    max_completion_length: int = Field(64, gt=0, description="Completion tokens at most; longer ones "
+                                       "are truncated (see mask_truncated_completions).")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling of the rollouts.")
+    beta: float = Field(0.04, ge=0, description="KL coefficient to the start checkpoint (0: no "
+                        "reference model is loaded).")
+    epsilon: float = Field(0.2, gt=0, description="Lower clipping range of the policy ratio.")
+    epsilon_high: float | None = Field(None, gt=0, description="Upper clipping range (DAPO "
+                                       "clip-higher); null: epsilon.")
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"] = Field(
+        "dapo", description="Token-loss aggregation (TRL loss_type).")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="Advantage scaling: by the group's reward std, the batch's, or none.")
+    num_iterations: int = Field(1, gt=0, description="Policy updates per batch of rollouts (mu).")
+    mask_truncated_completions: bool = Field(
+        True, description="Leave truncated completions (no end of turn) out of the loss (DAPO).")
+    learning_rate: float = Field(1e-5, gt=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Fraction of steps of linear warm-up.")
+    max_grad_norm: float = Field(1.0, gt=0)
+    use_vllm: bool = Field(False, description="Generate rollouts with vLLM inside GRPOTrainer "
+                           "(GPU); false: transformers generate (CPU, measured in docs/grpo.md).")
+    vllm_mode: Literal["colocate", "server"] = Field(
+        "colocate", description="colocate: vLLM in the training process, sharing its GPUs; server: "
+                                "a `trl vllm-serve` process at vllm_server_url.")
+    vllm_server_url: str = Field("http://127.0.0.1:8000", description="Base URL of the vLLM server "
+                                 "(vllm_mode: server).")
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="GPU share of the "
+                                               "colocated vLLM engine.")
+    logging_steps: int = Field(1, gt=0, description="Steps between logged metrics and completion tables.")
+    save_steps: int = Field(5, gt=0, description="Steps between resumable checkpoints.")
+
+
+class GrpoOffline(Section):
+    """BiomniGEM's offline multi-trace GRPO on the annotate stage's variants (tasks/multitrace.py)."""
+    alpha: float = Field(1.0, ge=0, description="Sharpness of the softmax weights over a group: "
+                         "q_i = softmax(alpha * (r_i - mean) / (std + eps)); 0 weighs traces equally.")
+    eps: float = Field(1e-4, gt=0, description="Added to the group's reward std.")
+    beta: float = Field(0.04, ge=0, description="Weight of the per-token KL to the start checkpoint.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the groups (sets the step count with max_steps).")
+    max_steps: int | None = Field(None, gt=0, description="Cap on optimizer steps; null: epochs decide.")
+    groups_per_step: int = Field(2, gt=0, description="Problems (trace groups) per device per step.")
+    max_length: int = Field(768, gt=16, description="Prompt + trace tokens kept per trace "
+                            "(longer traces lose their prompt's start).")
+    learning_rate: float = Field(2e-5, gt=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    logging_steps: int = Field(2, gt=0)
+    save_steps: int = Field(10, gt=0)
+
+
+class GrpoHeldout(Section):
+    """The short held-out check of the GRPO checkpoint against its start (evaluate does the rest)."""
+    problems_per_family: int = Field(6, ge=0, description="Test problems per family; 0 skips the check.")
+    max_new_tokens: int = Field(64, gt=0, description="Greedy completion length.")
+
+
+class Grpo(Section):
+    init: str = Field("models/sft", description="Start checkpoint (and KL reference): a model folder.")
+    mode: Literal["online", "offline", "offline_then_online"] = Field(
+        "offline_then_online", description="Online GRPO, offline multi-trace GRPO, or offline first "
+                                           "and online from its result.")
+    exclude_families: list[str] = Field(
+        default_factory=lambda: ["instruction_alignment"],
+        description="Problem families left out of GRPO (instruction alignment is SFT data).")
+    problems_per_family: int | None = Field(None, gt=0, description="Train problems per family "
+                                            "for online rollouts; null: all.")
+    max_prompt_tokens: int = Field(1024, gt=0, description="Problems whose chat prompt is longer "
+                                   "are left out (counted in the metrics).")
+    num_processes: int = Field(1, gt=0, description="Training processes without an accelerate config.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16 on a GPU.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory (large models).")
+    scratch_dir: str = Field(".cache/grpo", description="Checkpoints of unfinished runs (outside "
+                             "DVC outputs): a killed run resumes from here.")
+    online: GrpoOnline = Field(default_factory=GrpoOnline)
+    offline: GrpoOffline = Field(default_factory=GrpoOffline)
+    heldout: GrpoHeldout = Field(default_factory=GrpoHeldout)
+
+
 class Params(Section):
     base: Base = Base()
     corpus: Corpus | None = None
@@ -378,6 +463,7 @@ class Params(Section):
     verifiers: Verifiers | None = None
     annotate: Annotate | None = None
     pretrain: Pretrain | None = None
+    grpo: Grpo | None = None
     generation: Generation = Generation()
 
     def section_hash(self, name: str) -> str:

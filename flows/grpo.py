@@ -1,0 +1,209 @@
+"""Stage ``grpo``: reinforcement of the fine-tuned model with verifiers, online and offline.
+
+``grpo.mode`` picks online GRPO (TRL's GRPOTrainer, rewards from the composed verifiers of
+``params.verifiers``), BiomniGEM's offline multi-trace GRPO on the annotate stage's fixed-reward
+variants, or offline first and online from its result. Training runs in a child process
+(``tasks/grpo.py`` under ``accelerate launch``).
+
+The soft verifiers are fitted here on the training split only; the stage refuses to go on if the
+fitted folder names a test entity. Scratch (data, verifiers, checkpoints) lives in
+``grpo.scratch_dir/<key>/``, the key hashing every input: a killed run rerun with the same inputs
+resumes from its last checkpoint; other inputs start afresh. ``models/grpo`` (the model, its
+tokenizer and the fitted verifiers) appears whole or not at all.
+
+Reports: ``reports/grpo/reward.csv`` (online reward curve: total, per verifier, KL, completion
+length, clipping, zero-variance groups), ``offline_loss.csv``, ``heldout.csv`` (the checkpoint
+against its start on a few test problems per family), ``metrics.json``.
+"""
+from __future__ import annotations
+
+import flows  # noqa: F401  (sets PREFECT_HOME before Prefect is imported)
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks import dispatch, schemas
+from tasks.errors import InputError, run_stage
+from tasks.grpo import PHASES
+from tasks.grpo_data import (assert_no_test_entities, cap_per_family, offline_curve, reward_curve,
+                             reward_summary, rollout_prompts)
+from tasks.heldout import heldout_check, per_family
+from tasks.modeling import load_tokenizer
+from tasks.multitrace import trace_table
+from tasks.params import Params, load_params
+from tasks.prompts import load_prompts
+from tasks.storage import atomic_path, read_table, write_json
+from tasks.tracking import stage_run, tracking_uri
+from tasks.verifiers.fitted import fit_verifiers, load_verifiers
+
+PROBLEMS = Path("data/problems/problems.parquet")
+TRACES = Path("data/annotate/traces.parquet")
+CORPUS = Path("data/corpus")
+MODEL = Path("models/grpo")
+REPORTS = Path("reports/grpo")
+
+fit = task(fit_verifiers, cache_policy=NO_CACHE)
+launch = task(dispatch.launch, cache_policy=NO_CACHE)
+check = task(heldout_check, cache_policy=NO_CACHE)
+
+
+def _check_params(params: Params) -> None:
+    if params.grpo is None or params.verifiers is None:
+        raise InputError("params.yaml", "grpo", "the grpo stage needs the grpo and verifiers sections")
+    if params.annotate is not None and params.annotate.answer_tag != params.verifiers.answer_tag:
+        raise InputError("params.yaml", "verifiers.answer_tag",
+                         f"is {params.verifiers.answer_tag!r} but the policy was taught "
+                         f"annotate.answer_tag {params.annotate.answer_tag!r}")
+    if not Path(params.grpo.init).is_dir():
+        raise InputError(params.grpo.init, "folder", "start checkpoint (grpo.init) not found: "
+                         "run the stage that writes it (dvc repro sft) or point grpo.init elsewhere")
+
+
+def _digest(df: pd.DataFrame) -> str:
+    return hashlib.sha256(df.to_json(orient="records", default_handler=str).encode()).hexdigest()
+
+
+def _model_stamp(folder: Path) -> list:
+    return sorted((str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns)
+                  for f in folder.rglob("*") if f.is_file())
+
+
+def _plot(curve: pd.DataFrame, columns: list[str], title: str, ylabel: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for col in columns:
+        ax.plot(curve["step"], curve[col], marker="o", markersize=3, label=col)
+    ax.set(xlabel="step", ylabel=ylabel, title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+@flow(name="grpo")
+def grpo_flow() -> None:
+    params = load_params()
+    _check_params(params)
+    p, v, seed = params.grpo, params.verifiers, params.base.seed
+    phases = PHASES[p.mode]
+    prompts = load_prompts(params.annotate.prompts_dir if params.annotate else None)
+    scratch = Path(p.scratch_dir)
+    with stage_run("grpo", params) as run:
+        run.log_params({"verifiers": v.model_dump(mode="json")})
+        problems = read_table(PROBLEMS, schemas.Problems)
+        fitted = scratch / "verifiers"
+        manifest = fit(problems, CORPUS, fitted, v, seed)
+        entities_checked = assert_no_test_entities(manifest, problems, str(fitted))
+
+        tokenizer = load_tokenizer(p.init)
+        eligible, too_long = rollout_prompts(problems, prompts, v.answer_tag, tokenizer,
+                                             p.exclude_families, p.max_prompt_tokens)
+        online = cap_per_family(eligible, p.problems_per_family)
+        if "online" in phases and online.empty:
+            raise InputError(PROBLEMS, "train split", f"no problem left for online GRPO (families "
+                             f"excluded: {p.exclude_families}; too long: {too_long})")
+        offline = pd.DataFrame()
+        if "offline" in phases:
+            traces = read_table(TRACES, schemas.Traces)
+            # the same problems as online: eligible ones (prompt short enough), capped per family
+            kept = cap_per_family(eligible[eligible["id"].isin(set(traces["problem_id"]))], p.problems_per_family)
+            offline = trace_table(traces[traces["problem_id"].isin(set(kept["id"]))], problems, prompts,
+                                  v.answer_tag, p.offline.alpha, p.offline.eps)
+            if offline.empty:
+                raise InputError(TRACES, "table", "no verified or derived trace with a reward")
+
+        blob = json.dumps([p.model_dump(mode="json"), v.model_dump(mode="json"), seed,
+                           params.base.model_dump(mode="json"), _model_stamp(Path(p.init)),
+                           _digest(online), _digest(offline), manifest], sort_keys=True, default=str)
+        key = hashlib.sha256(blob.encode()).hexdigest()[:12]
+        work = scratch / key
+        for stale in scratch.iterdir():  # checkpoints of runs with other inputs can never resume
+            if stale.is_dir() and stale.name not in (key, "verifiers"):
+                shutil.rmtree(stale)
+        work.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(work / "verifiers", ignore_errors=True)
+        shutil.move(fitted, work / "verifiers")
+        online.to_parquet(work / "online.parquet", index=False)
+        offline.to_parquet(work / "offline.parquet", index=False)
+        cfg = {"params": p.model_dump(mode="json"), "verifiers": v.model_dump(mode="json"), "seed": seed,
+               "gpus": params.base.gpus, "tensor_parallel_size": params.base.tensor_parallel_size,
+               "init_dir": p.init, "work_dir": str(work), "verifiers_dir": str(work / "verifiers"),
+               "online_data": str(work / "online.parquet"), "offline_data": str(work / "offline.parquet"),
+               "metrics_path": str(work / "metrics.json")}
+
+        with atomic_path(MODEL) as out:
+            cfg["output_dir"] = str(out)
+            (work / "run.json").write_text(json.dumps(cfg, indent=2))
+            launch("tasks.grpo", ["--config", str(work / "run.json")], num_processes=p.num_processes,
+                   config_file=params.base.accelerate_config, gpus=params.base.gpus,
+                   log_file=work / "train.log",
+                   env={"MLFLOW_RUN_ID": run.run_id or "", "MLFLOW_TRACKING_URI": tracking_uri()})
+            shutil.copytree(work / "verifiers", out / "verifiers")
+        trained = json.loads((work / "metrics.json").read_text())
+
+        REPORTS.mkdir(parents=True, exist_ok=True)
+        metrics: dict = {"mode": p.mode, "init": p.init,
+                         "verifier_training_entities_checked": entities_checked,
+                         "online_prompts": len(online), "prompts_too_long": too_long,
+                         "online_prompts_per_family": online["family"].value_counts().sort_index().to_dict()}
+        curve = reward_curve(trained.get("online", {}).get("history", []))
+        _csv(curve, REPORTS / "reward.csv")
+        loss = offline_curve(trained.get("offline", {}).get("history", []))
+        _csv(loss, REPORTS / "offline_loss.csv")
+        for phase, result in trained.items():
+            metrics[phase] = {k: v for k, v in result.items() if k != "history"}
+        if "online" in trained:
+            metrics["online"].update(reward_summary(trained["online"]["history"]))
+            completions = work / "online" / "checkpoints" / "completions"
+            if completions.is_dir():
+                run.log_artifact(completions, "completions/parquet")
+            if not curve.empty:
+                means = [c for c in curve if c.startswith("rewards/")]
+                fig = _plot(curve, ["reward"] + means, "online GRPO reward", "reward")
+                run.log_figure(fig, "grpo_reward.png")
+                plt.close(fig)
+        if "offline" in trained:
+            metrics["offline"]["traces_per_variant"] = offline["variant"].value_counts().sort_index().to_dict()
+            run.log_table(offline[["group", "family", "variant", "reward", "weight"]], "offline_weights", rows=30)
+            if not loss.empty:
+                fig = _plot(loss, [c for c in ("weighted_nll", "gold_nll", "variant_nll", "kl") if c in loss],
+                            "offline multi-trace GRPO", "loss part")
+                run.log_figure(fig, "grpo_offline_loss.png")
+                plt.close(fig)
+
+        if p.heldout.problems_per_family:
+            test, _ = rollout_prompts(problems, prompts, v.answer_tag, tokenizer, p.exclude_families,
+                                      p.max_prompt_tokens, split="test")
+            test = cap_per_family(test, p.heldout.problems_per_family)
+            bundle = load_verifiers(MODEL / "verifiers", v)
+            scored = check({"start": p.init, "grpo": str(MODEL)}, test, bundle, v,
+                           p.heldout.max_new_tokens, params.generation, seed)
+            table = per_family(scored)
+            _csv(table, REPORTS / "heldout.csv")
+            metrics["heldout"] = {f"{r.model}/{r.family}": {"problems": int(r.problems), "accuracy": r.accuracy,
+                                                            "reward": r.reward, "format": r.format}
+                                  for r in table.itertuples(index=False)}
+            run.log_table(table, "heldout_per_family", rows=len(table))
+            run.log_table(scored, "heldout_completions", rows=min(len(scored), 40))
+
+        write_json(metrics, REPORTS / "metrics.json")
+        run.log_metrics({k: val for k, val in metrics.items() if k not in ("prompts_too_long",)})
+        run.log_artifact(REPORTS / "reward.csv", "reports")
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    run_stage(grpo_flow)

@@ -1,0 +1,91 @@
+"""The grpo training child: completion tables, extra columns, and resume after a kill (slow)."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from tasks.grpo import completion_table, with_extras
+from tests.conftest import PROJECT
+
+
+def test_completion_table_flattens_chats():
+    df = pd.DataFrame({"step": [3], "prompt": [[{"role": "system", "content": "s"},
+                                                 {"role": "user", "content": "Which type? " * 100}]],
+                       "completion": [[{"role": "assistant", "content": "<think>x</think><answer>B</answer>"}]],
+                       "correctness": [1.0], "cell_type": [float("nan")], "advantage": [0.5]})
+    out = completion_table(df, prompt_chars=20)
+    assert out["prompt"][0] == "Which type? Which ty" and out["completion"][0].endswith("</answer>")
+    assert out["correctness"][0] == 1.0
+
+
+def test_with_extras_logs_family_and_id_and_keeps_the_name():
+    logged = {}
+
+    def correctness(prompts, completions, **columns):
+        return [1.0] * len(completions)
+
+    wrapped = with_extras(correctness)
+    out = wrapped(["p", "q"], ["a", "b"], family=["x", "y"], id=["1", "2"],
+                  log_extra=lambda column, values: logged.setdefault(column, values))
+    assert out == [1.0, 1.0] and wrapped.__name__ == "correctness"
+    assert logged == {"family": ["x", "y"], "problem_id": ["1", "2"]}
+
+
+def _child_config(root, init):
+    from tasks.modeling import load_tokenizer
+    from tasks.multitrace import trace_table
+    from tasks.params import Grpo, Verifiers
+    from tasks.prompts import load_prompts
+    from tasks.grpo_data import cap_per_family, rollout_prompts
+    from tasks.verifiers.fitted import fit_verifiers
+    from tests.grpo_fixtures import problems, traces
+    from tests.verifier_fixtures import SETTINGS, write_corpus
+
+    table, prompts = problems(), load_prompts(None)
+    work = root / "work"
+    work.mkdir()
+    fit_verifiers(table, write_corpus(root / "corpus"), work / "verifiers", SETTINGS)
+    online, _ = rollout_prompts(table, prompts, "answer", load_tokenizer(init), [], 400)
+    cap_per_family(online, 1).to_parquet(work / "online.parquet")
+    trace_table(traces(table), table, prompts, "answer", 1.0, 1e-4).to_parquet(work / "offline.parquet")
+    p = Grpo(init=str(init), mode="offline_then_online",
+             online={"steps": 4, "num_generations": 2, "prompts_per_step": 2, "max_completion_length": 6,
+                     "save_steps": 1, "learning_rate": 1e-3},
+             offline={"max_steps": 2, "groups_per_step": 1, "max_length": 96, "save_steps": 1})
+    cfg = {"params": p.model_dump(mode="json"), "verifiers": SETTINGS.model_dump(mode="json"), "seed": 0,
+           "gpus": 0, "tensor_parallel_size": 1, "init_dir": str(init), "work_dir": str(work),
+           "verifiers_dir": str(work / "verifiers"), "online_data": str(work / "online.parquet"),
+           "offline_data": str(work / "offline.parquet"), "metrics_path": str(work / "metrics.json"),
+           "output_dir": str(root / "out")}
+    (work / "run.json").write_text(json.dumps(cfg))
+    return work
+
+
+@pytest.mark.slow
+def test_killed_child_resumes_from_its_last_checkpoint(tiny_base, tmp_path):
+    work = _child_config(tmp_path, tiny_base[0])
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "MLFLOW_RUN_ID": ""}
+    cmd = [sys.executable, "-m", "tasks.grpo", "--config", str(work / "run.json")]
+    first = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = work / "online/checkpoints/checkpoint-2/trainer_state.json"
+    deadline = time.time() + 300
+    while not marker.exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), "the child never wrote its second online checkpoint"
+    first.kill()
+    first.wait()
+    assert not (work / "metrics.json").exists()                          # killed before the end
+    offline_done = (work / "offline/done.json").stat().st_mtime_ns
+
+    subprocess.run(cmd, env=env, cwd=tmp_path, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = json.loads((work / "metrics.json").read_text())
+    assert (work / "offline/done.json").stat().st_mtime_ns == offline_done  # finished phase not rerun
+    assert metrics["offline"]["steps"] == 2
+    assert metrics["online"]["resumed_from_step"] >= 2 and metrics["online"]["steps"] == 4
+    assert metrics["online"]["init"] == "offline phase"
+    assert (tmp_path / "out/model.safetensors").exists()
+    assert not (tmp_path / "out/training_args.bin").exists()

@@ -1,0 +1,135 @@
+"""Offline multi-trace GRPO: the softmax weighting on hand-made rewards, the data, the loss, a few steps."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tasks.annotate_steps import problem_messages
+from tasks.multitrace import (GroupCollator, MultiTraceTrainer, TraceGroups, encode_trace, group_weights,
+                              multitrace_loss, trace_table)
+from tasks.prompts import load_prompts
+from tests.grpo_fixtures import problems, traces
+
+PAPER = [1.0, 0.5, 0.5, 0.7, 0.2, -1.0]  # gold, short, long, redundant, no_reason, negative
+
+
+def test_weights_by_hand_for_the_papers_rewards():
+    r = np.array(PAPER)
+    z = (r - r.mean()) / (r.std() + 1e-4)
+    expected = np.exp(z) / np.exp(z).sum()
+    q = group_weights(PAPER, alpha=1.0, eps=1e-4)
+    assert np.allclose(q, expected) and math.isclose(q.sum(), 1.0)
+    # ordered like the rewards; equal rewards (short, long) weigh the same
+    assert list(np.argsort(-q)) == [0, 3, 1, 2, 4, 5] and q[1] == q[2]
+    assert q[0] > 0.3 and q[5] < 0.02
+
+
+def test_alpha_sets_the_sharpness():
+    assert np.allclose(group_weights(PAPER, alpha=0.0), 1 / 6)          # uniform
+    sharp = group_weights(PAPER, alpha=50.0)
+    assert sharp[0] > 0.999                                              # all on the best trace
+    assert group_weights(PAPER, 2.0)[0] > group_weights(PAPER, 1.0)[0]
+
+
+def test_weights_ignore_shift_and_scale_of_rewards_and_ties():
+    shifted = group_weights([10 * x + 3 for x in PAPER], alpha=1.0, eps=1e-12)
+    assert np.allclose(shifted, group_weights(PAPER, alpha=1.0, eps=1e-12))
+    assert np.allclose(group_weights([0.5, 0.5, 0.5], alpha=3.0), 1 / 3)  # no variance: uniform
+    assert np.allclose(group_weights([1.0], alpha=1.0), [1.0])
+
+
+def test_trace_table_groups_weights_and_prompts():
+    table = problems()
+    tr = traces(table)
+    prompts = load_prompts(None)
+    out = trace_table(tr, table, prompts, "answer", alpha=1.0, eps=1e-4)
+    assert "rejected-1" not in set(out["group"])                         # rejected: no rewards
+    sums = out.groupby("group")["weight"].sum()
+    assert np.allclose(sums, 1.0)
+    gold = out[out["variant"] == "gold"].iloc[0]
+    rec = table.set_index("id").loc[gold["group"]].to_dict() | {"id": gold["group"]}
+    assert list(gold["prompt"]) == problem_messages(rec, prompts, "answer")  # annotate's prompt
+    assert gold["completion"].startswith("<think>") and gold["completion"].endswith("</answer>")
+    one = out[out["group"] == gold["group"]].set_index("variant")
+    assert one.loc["gold", "weight"] > one.loc["negative", "weight"]
+    with pytest.raises(KeyError, match="not in the problems table"):
+        trace_table(tr.assign(problem_id="nope"), table, prompts, "answer", 1.0, 1e-4)
+
+
+def test_encode_trace_masks_the_prompt_and_cuts_its_start(tiny_base):
+    from tasks.modeling import load_tokenizer
+
+    tok = load_tokenizer(tiny_base[0])
+    prompt = [{"role": "system", "content": "s " * 50}, {"role": "user", "content": "q"}]
+    ids, mask = encode_trace(tok, prompt, "<think>a</think><answer>b</answer>", max_length=20)
+    assert len(ids) == len(mask) == 20
+    assert mask[-1] == 1 and mask[0] == 0 and sum(mask) < 20
+    assert tok.decode([i for i, m in zip(ids, mask) if m]).startswith("<think>")
+
+
+def _batch():
+    return {"input_ids": torch.tensor([[1, 2, 3, 4], [1, 2, 5, 0]]),
+            "completion_mask": torch.tensor([[0, 0, 1, 1], [0, 0, 1, 0]]),
+            "weight": torch.tensor([0.75, 0.25]), "group": torch.tensor([0, 0]),
+            "is_gold": torch.tensor([True, False])}
+
+
+def test_loss_is_the_weighted_nll_plus_kl():
+    torch.manual_seed(0)
+    logp = torch.log_softmax(torch.randn(2, 3, 6), -1)
+    batch = _batch()
+    loss, parts = multitrace_loss(logp, logp.clone(), batch, beta=0.5)
+    nll0 = -(logp[0, 1, 3] + logp[0, 2, 4]) / 2
+    nll1 = -logp[1, 1, 5]
+    assert math.isclose(loss.item(), (0.75 * nll0 + 0.25 * nll1).item(), rel_tol=1e-5)
+    assert abs(parts["kl"]) < 1e-6                                        # policy == reference
+    ref = torch.log_softmax(torch.randn(2, 3, 6), -1)
+    loss_kl, parts_kl = multitrace_loss(logp, ref, batch, beta=0.5)
+    assert parts_kl["kl"] > 0 and math.isclose(loss_kl.item(), loss.item() + 0.5 * parts_kl["kl"], rel_tol=1e-5)
+
+
+def test_collator_flattens_groups():
+    groups = [{"input_ids": [[1, 2], [1, 2, 3]], "completion_mask": [[0, 1], [0, 1, 1]],
+               "weight": [0.6, 0.4], "variant": ["gold", "negative"]},
+              {"input_ids": [[4]], "completion_mask": [[1]], "weight": [1.0], "variant": ["gold"]}]
+    batch = GroupCollator(pad_id=0)(groups)
+    assert batch["input_ids"].tolist() == [[1, 2, 0], [1, 2, 3], [4, 0, 0]]
+    assert batch["group"].tolist() == [0, 0, 1] and batch["is_gold"].tolist() == [True, False, True]
+    assert batch["attention_mask"].sum().item() == 6
+
+
+def test_trainer_moves_weight_towards_the_gold_trace(tiny_base, tmp_path):
+    from transformers import TrainingArguments
+
+    from tasks.modeling import load_model, load_tokenizer
+
+    tok = load_tokenizer(tiny_base[0])
+    prompt = [{"role": "user", "content": "Is CD3D a T cell marker?"}]
+    table = pd.DataFrame({"group": ["g", "g"], "family": "x", "variant": ["gold", "negative"],
+                          "prompt": [prompt, prompt],
+                          "completion": ["<think>CD3D</think><answer>yes</answer>",
+                                         "<think>CD3D</think><answer>no</answer>"],
+                          "reward": [1.0, -1.0], "weight": list(group_weights([1.0, -1.0], alpha=3.0))})
+    data = TraceGroups(table, tok, 64)
+    collate = GroupCollator(tok.pad_token_id)
+    batch = collate([data[0]])
+
+    def margin(model):
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=batch["input_ids"]).logits[:, :-1], -1)
+        tok_logp = logp.gather(-1, batch["input_ids"][:, 1:, None]).squeeze(-1) * batch["completion_mask"][:, 1:]
+        return (tok_logp[0].sum() - tok_logp[1].sum()).item()
+
+    model = load_model(tiny_base[0], tok)
+    before = margin(model)
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=8, per_device_train_batch_size=1,
+                             learning_rate=5e-3, use_cpu=True, report_to="none", save_strategy="no",
+                             remove_unused_columns=False, logging_steps=4, disable_tqdm=True)
+    trainer = MultiTraceTrainer(model=model, args=args, train_dataset=data, data_collator=collate,
+                                ref_model=load_model(tiny_base[0], tok), beta=0.1)
+    trainer.train()
+    assert margin(model) > before + 0.5                                   # gold's yes over negative's no
+    logged = [h for h in trainer.state.log_history if "weighted_nll" in h]
+    assert logged and all("kl" in h and "gold_weight" in h for h in logged)
