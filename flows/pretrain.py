@@ -7,7 +7,7 @@ pointer to a hub model) and ``models/pretrain`` (the trained model, always a ful
 Training runs in a child process (``tasks/pretrain.py`` under ``accelerate launch``). Packed
 blocks and checkpoints live in ``scratch/pretrain/<key>/``, where the key hashes the params and the
 data: a killed run rerun with the same inputs resumes from its last checkpoint; any change starts
-afresh. Checkpoints are deleted once the model is saved.
+afresh (and the stale checkpoints are deleted). Checkpoints are deleted once the model is saved.
 """
 from __future__ import annotations
 
@@ -79,6 +79,9 @@ def pretrain_flow() -> None:
                    packing.save_blocks(heldout_blocks, data_dir / "heldout.npy")]
         key = hashlib.sha256(blob + "".join(digests).encode()).hexdigest()[:12]
         work = SCRATCH / key
+        for stale in SCRATCH.iterdir():  # checkpoints of runs with other inputs can never resume
+            if stale.is_dir() and stale.name not in (key, "data"):
+                shutil.rmtree(stale)
         work.mkdir(parents=True, exist_ok=True)
         for name in ("train.npy", "heldout.npy"):
             shutil.move(data_dir / name, work / name)

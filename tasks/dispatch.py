@@ -5,8 +5,10 @@ CPU process to several GPUs or nodes by swapping the accelerate config file (``c
 GPU slots are a Prefect global concurrency limit named ``gpu`` (one slot per GPU; created by
 ``make gpu-slots``); CPU runs take no slot.
 
->>> accelerate_command("tasks.train", ["--stage", "sft"], num_processes=2, cpu=True)[3:]
-['--num_processes', '2', '--cpu', '--main_process_port', '0', '-m', 'tasks.train', '--stage', 'sft']
+>>> accelerate_command("tasks.train", ["--stage", "sft"], num_processes=1, cpu=True)[3:]
+['--num_processes', '1', '--cpu', '--main_process_port', '0', '-m', 'tasks.train', '--stage', 'sft']
+>>> accelerate_command("tasks.train", [], num_processes=2, cpu=True)[3:7]
+['--num_processes', '2', '--multi_gpu', '--main_process_port']
 """
 from __future__ import annotations
 
@@ -34,7 +36,12 @@ def accelerate_command(module: str, args: list[str], num_processes: int = 1,
         cmd += ["--config_file", config_file]
     else:
         cmd += ["--num_processes", str(num_processes)]
-        if cpu:
+        if num_processes > 1:
+            # accelerate's --cpu launcher starts a single process (more only through mpirun);
+            # --multi_gpu starts them all through torchrun, and a child that asks for the CPU
+            # (Trainer use_cpu, PartialState(cpu=True)) then joins the others over gloo.
+            cmd += ["--multi_gpu"]
+        elif cpu:
             cmd += ["--cpu"]
         # Port 0 lets the OS pick a free port, so two launches on one machine never collide.
         cmd += ["--main_process_port", "0"]
@@ -82,17 +89,18 @@ def launch(module: str, args: list[str], *, num_processes: int = 1, config_file:
     """Run ``module`` under accelerate; stream its output; raise LaunchError with the tail on failure."""
     cmd = accelerate_command(module, args, num_processes, config_file, cpu=gpus == 0)
     child_env = {**os.environ, **(env or {})}
-    if config_file and gpus == 0:
-        if not config_uses_cpu(config_file):
-            raise ValueError(f"{config_file}: runs on GPUs (use_cpu is not true): launch it with "
-                             "gpus=N so it holds N slots of the Prefect `gpu` limit")
-        # accelerate's multi-process launcher (torchrun) does not pass the config's use_cpu on to
-        # the ranks; without it each rank finds no GPU and runs alone instead of joining gloo.
-        child_env["ACCELERATE_USE_CPU"] = "true"
-    elif config_file and gpus != config_gpus(config_file):
+    if config_file and gpus == 0 and not config_uses_cpu(config_file):
+        raise ValueError(f"{config_file}: runs on GPUs (use_cpu is not true): launch it with "
+                         "gpus=N so it holds N slots of the Prefect `gpu` limit")
+    if config_file and gpus > 0 and gpus != config_gpus(config_file):
         # Holding fewer slots than the GPUs a config uses would oversubscribe the machine.
         raise ValueError(f"{config_file}: uses {config_gpus(config_file)} GPUs per machine, "
                          f"but the launch holds {gpus} gpu slots")
+    if gpus == 0:
+        # What --cpu sets for one process; accelerate's multi-process launcher (torchrun) does not
+        # pass a config's use_cpu on to the ranks, and without it each rank finds no GPU and runs
+        # alone instead of joining gloo.
+        child_env["ACCELERATE_USE_CPU"] = "true"
     # The child imports the project from the same folder as the parent, whatever its cwd.
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), child_env.get("PYTHONPATH")]))
     tail: deque[str] = deque(maxlen=40)

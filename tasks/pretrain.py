@@ -118,7 +118,8 @@ def train(cfg: dict[str, Any]) -> dict[str, Any] | None:
     from accelerate import PartialState
 
     p = Pretrain.model_validate(cfg["params"])
-    state = PartialState()
+    # cpu=True makes a torchrun-started group of CPU processes one gloo group (MULTI_CPU)
+    state = PartialState(cpu=p.gpus == 0)
     tokenizer = load_tokenizer(cfg["base_dir"])
     model = load_model(cfg["base_dir"], tokenizer)
     train_set = Blocks(cfg["train_blocks"])
