@@ -212,6 +212,62 @@ class Pretrain(Section):
     max_eval_blocks: int = Field(256, gt=0, description="Held-out blocks evaluated, at most.")
 
 
+class SftPhase(Section):
+    data: str = Field(description="SftChats parquet of this phase (annotate's output).")
+    max_steps: int = Field(description="Optimizer steps of this phase; 0 skips it.", ge=0)
+    learning_rate: float = Field(gt=0, description="Peak learning rate of this phase.")
+
+
+class Lora(Section):
+    enabled: bool = Field(False, description="Train LoRA adapters (peft), merged into the saved model.")
+    r: int = Field(16, gt=0, description="Adapter rank.")
+    alpha: int = Field(32, gt=0, description="Adapter scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter input.")
+    target_modules: str | list[str] = Field("all-linear", description="Modules given adapters.")
+
+
+class Sft(Section):
+    """Supervised fine-tuning in two phases: instruction alignment, then cold start on gold traces."""
+
+    instruction: SftPhase = Field(description="Phase 1: instruction-alignment chats.")
+    cold_start: SftPhase = Field(description="Phase 2: verified gold reasoning traces.")
+    max_length: int = Field(1024, gt=16, description="Tokens per chat; longer ones are cut at the end.")
+    batch_size: int = Field(8, gt=0, description="Chats per device per step.")
+    grad_accum: int = Field(1, gt=0, description="Gradient accumulation steps.")
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps of linear warm-up.")
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16 on a GPU.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory (large models).")
+    lora: Lora = Lora()
+    logging_steps: int = Field(10, gt=0, description="Steps between loss log points.")
+    save_steps: int = Field(50, gt=0, description="Steps between resumable checkpoints.")
+    scratch_dir: str = Field(".cache/sft", description="Checkpoints that survive a kill; outside DVC outs.")
+    num_processes: int = Field(1, gt=0, description="accelerate processes (CPU or GPU).")
+    gpus: int = Field(0, ge=0, description="GPU slots to hold; 0 trains on CPU.")
+    accelerate_config: str | None = Field(None, description="accelerate config file (multi-GPU, "
+                                          "DeepSpeed, FSDP); overrides num_processes.")
+
+
+class Evaluate(Section):
+    checkpoints: dict[str, str] = Field(description="Checkpoint name -> model folder, in table order.")
+    max_problems_per_family: int | None = Field(
+        None, gt=0, description="Seeded cap on test problems per family (whole genes for PerturbQA); "
+                                "null: the whole test split.")
+    max_new_tokens: int = Field(256, gt=0, description="Completion budget per problem (greedy).")
+    register_model: bool = Field(True, description="Log the final checkpoint to the MLflow registry "
+                           "(registry section) with the challenger alias.")
+
+
+class Registry(Section):
+    model_name: str = Field("omicsforge", description="Registered model name in MLflow.")
+    final_checkpoints: list[str] = Field(
+        ["grpo", "sft"], description="Preference order: the first of these that evaluate ran is registered.")
+    gate_metric: str = Field("mean_accuracy", description="Evaluation metric the challenger must beat.")
+    min_improvement: float = Field(0.0, ge=0, description="Margin by which the challenger must beat the champion.")
+
+
 class Generation(Section):
     engine: Literal["auto", "vllm", "transformers"] = Field(
         "auto", description="auto: vLLM when a call generates at least vllm_min_tokens.")
@@ -464,6 +520,9 @@ class Params(Section):
     annotate: Annotate | None = None
     pretrain: Pretrain | None = None
     grpo: Grpo | None = None
+    sft: Sft | None = None
+    evaluate: Evaluate | None = None
+    registry: Registry | None = None
     generation: Generation = Generation()
 
     def section_hash(self, name: str) -> str:

@@ -231,3 +231,23 @@ class SftChats(_Strict):
                 all(isinstance(t["content"], str) and t["content"] for t in turns) and \
                 turns[2]["content"].startswith("<think>")
         return messages.map(ok)
+
+
+# --- evaluate -----------------------------------------------------------------------------------
+
+class EvalPredictions(_Strict):
+    """One row per checkpoint and test problem: the completion and how it was scored."""
+
+    checkpoint: Series[str]
+    problem_id: Series[str]
+    family: Series[str]
+    answer_type: Series[str] = pa.Field(isin=ANSWER_TYPES)
+    answer: Series[str]
+    completion: Series[str]
+    extracted: Series[str] = pa.Field(nullable=True)  # content of the answer tag; null if none
+    claimed: Series[str] = pa.Field(nullable=True)  # the choice/label the answer names
+    correct: Series[bool]
+    format_ok: Series[bool]
+    completion_tokens: Series[int] = pa.Field(ge=0)
+    p_positive: Series[float] = pa.Field(nullable=True, ge=0, le=1)  # P(yes)/P(up), PerturbQA only
+    answer_forced: Series[bool]  # PerturbQA: the answer tag was appended to score P(yes)

@@ -1,0 +1,174 @@
+"""Stage ``evaluate``: every checkpoint on each family's test split, beside the baselines.
+
+For each checkpoint of ``evaluate.checkpoints`` (name -> model folder): greedy completions of the
+test problems in the SFT prompt format (``tasks/generate.py``, engine from ``generation``), answers
+read from the answer tag and scored by ``tasks/verifiers``; PerturbQA pairs also get P(yes)/P(up)
+right after the answer tag opens, scored by per-gene AUROC. Outputs: ``data/evaluate/
+predictions.parquet`` and ``biomni_predictions.parquet``, ``reports/evaluate/metrics.json``,
+``table.md`` and per-checkpoint accuracy CSVs for DVC's bar plots (PNG to MLflow).
+
+The final checkpoint (first of ``registry.final_checkpoints`` evaluated here) is logged to MLflow
+as a pyfunc, registered as ``registry.model_name`` with git/DVC/evaluation tags and the
+``challenger`` alias (``tasks/registry.py``); ``flows/promote.py`` decides about ``champion``.
+"""
+from __future__ import annotations
+
+import flows  # noqa: F401  (sets PREFECT_HOME before Prefect is imported)
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks import biomni_eval, registry, schemas
+from tasks import evaluate as ev
+from tasks.errors import InputError, run_stage
+from tasks.evaluate_report import accuracy_figure, accuracy_frames, report_markdown, subset_baselines
+from tasks.generate import generate, next_token_probs, renormalise
+from tasks.modeling import load_tokenizer, render_chat
+from tasks.params import Annotate, load_params
+from tasks.prompts import load_prompts
+from tasks.storage import atomic_path, read_table, write_json, write_table
+from tasks.tracking import _git_commit, stage_run
+from tasks.verifiers.answers import claimed_text
+
+PROBLEMS = Path("data/problems/problems.parquet")
+BASELINES = Path("reports/problems/baselines.json")
+OUT = Path("data/evaluate")
+REPORTS = Path("reports/evaluate")
+
+
+def check_inputs(checkpoints: dict[str, str]) -> None:
+    for name, folder in checkpoints.items():
+        if not any((Path(folder) / f).is_file() for f in ("config.json", "base_model.json")):
+            raise InputError(folder, f"checkpoint {name!r}", "no model (config.json or base_model.json)")
+    if not BASELINES.is_file():
+        raise InputError(BASELINES, "file", "missing: run the problems stage first")
+
+
+def evaluate_checkpoint(name: str, folder: str, test: pd.DataFrame, chats: list, params) -> pd.DataFrame:
+    """Completions, scores and (PerturbQA) P(yes)/P(up) of one checkpoint on the test problems."""
+    e, tag = params.evaluate, (params.annotate or Annotate()).answer_tag
+    tokenizer = load_tokenizer(folder)
+    completions = [c[0] for c in generate(folder, chats, max_new_tokens=e.max_new_tokens,
+                                          temperature=0.0, seed=params.base.seed,
+                                          settings=params.generation)]
+    lengths = [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions]
+    scored = ev.score_completions(test, completions, lengths, tag)
+    scored.insert(0, "checkpoint", name)
+    scored["claimed"] = [claimed_text(x, t, ev._choices(r)) for x, t, (_, r) in
+                         zip(scored["extracted"], scored["answer_type"], test.iterrows())]
+    scored["p_positive"] = np.nan
+    scored["answer_forced"] = False
+    for family, candidates in ev.PERTURB.items():
+        rows = np.flatnonzero(test["family"].to_numpy() == family)
+        if not len(rows):
+            continue
+        prompts = [render_chat(tokenizer, chats[i]) for i in rows]
+        prefixes, forced = ev.answer_prefixes(prompts, [completions[i] for i in rows], tag)
+        probs = next_token_probs(folder, prefixes, candidates, settings=params.generation)
+        scored.loc[rows, "p_positive"] = [renormalise(p)[candidates[0]] for p in probs]
+        scored.loc[rows, "answer_forced"] = forced
+    return scored
+
+
+def checkpoint_metrics(scored: pd.DataFrame, test: pd.DataFrame) -> dict:
+    families = ev.family_metrics(scored)
+    metrics = {"mean_accuracy": round(float(np.mean([f["accuracy"] for f in families.values()])), 4),
+               "format_rate": round(float(scored["format_ok"].mean()), 4),
+               "mean_completion_tokens": round(float(scored["completion_tokens"].mean()), 1),
+               "families": families, "perturbqa": {}}
+    for family in ev.PERTURB:
+        mask = (scored["family"] == family).to_numpy()
+        if mask.any():
+            metrics["perturbqa"][family] = ev.perturb_auroc(test.loc[mask, "evidence"],
+                                                            scored.loc[mask, "p_positive"])
+            metrics["perturbqa"][family]["answer_forced_rate"] = round(
+                float(scored.loc[mask, "answer_forced"].mean()), 4)
+    return metrics
+
+
+def register_final(params, metrics: dict) -> dict | None:
+    e, r = params.evaluate, params.registry
+    if not e.register_model or r is None:
+        return None
+    final = next((c for c in r.final_checkpoints if c in e.checkpoints), None)
+    if final is None:
+        raise ValueError(f"registry.final_checkpoints {r.final_checkpoints}: none is in evaluate.checkpoints")
+    summary = metrics["checkpoints"][final]
+    if r.gate_metric not in summary:
+        raise ValueError(f"registry.gate_metric {r.gate_metric!r} is not a checkpoint metric "
+                         f"({', '.join(k for k, v in summary.items() if not isinstance(v, dict))})")
+    folder = e.checkpoints[final]
+    tags = {"checkpoint": final, "model_dir": folder, "git_commit": _git_commit(),
+            "dvc_md5": registry.dvc_md5(folder), "profile": params.base.profile,
+            **{f"eval.{k}": str(v) for k, v in summary.items() if not isinstance(v, dict)},
+            "eval_summary": json.dumps({f: v["accuracy"] for f, v in summary["families"].items()})}
+    version = registry.register(folder, r.model_name, tags)
+    return {"name": r.model_name, "version": version, "checkpoint": final, "alias": registry.CHALLENGER,
+            "dvc_md5": tags["dvc_md5"], "gate": {r.gate_metric: summary[r.gate_metric]}}
+
+
+@flow(name="evaluate")
+def evaluate_flow() -> None:
+    params = load_params()
+    e, seed = params.evaluate, params.base.seed
+    annotate = params.annotate or Annotate()
+    check_inputs(e.checkpoints)
+    problems = read_table(PROBLEMS, schemas.Problems)
+    test = ev.select_test(problems, e.max_problems_per_family, seed)
+    prompts = load_prompts(annotate.prompts_dir)
+    chats = [ev.prompt_messages(r.prompt, r.answer_type, prompts, annotate.answer_tag)
+             for r in test.itertuples()]
+    with stage_run("evaluate", params) as run:
+        predictions, metrics = [], {
+            "profile": params.base.profile, "max_new_tokens": e.max_new_tokens,
+            "answer_tag": annotate.answer_tag, "problems": test["family"].value_counts().sort_index().to_dict(),
+            "checkpoints": {}}
+        for name, folder in e.checkpoints.items():
+            scored = task(evaluate_checkpoint, name=f"evaluate-{name}", cache_policy=NO_CACHE)(
+                name, folder, test, chats, params)
+            metrics["checkpoints"][name] = checkpoint_metrics(scored, test)
+            predictions.append(scored)
+        predictions = pd.concat(predictions, ignore_index=True)
+
+        biomni = biomni_eval.score_table(biomni_eval.to_biomni(predictions))
+        for name, part in biomni.groupby("checkpoint"):
+            metrics["checkpoints"][name]["biomni"] = biomni_eval.summary(part)
+        metrics["baselines"] = subset_baselines(problems, test)
+        metrics["baselines_full_test"] = json.loads(BASELINES.read_text())
+        metrics["registered"] = register_final(params, metrics)
+
+        with atomic_path(OUT) as out:
+            write_table(predictions[[c for c in schemas.EvalPredictions.to_schema().columns]],
+                        out / "predictions.parquet", schemas.EvalPredictions)
+            biomni.to_parquet(out / "biomni_predictions.parquet", index=False)
+        table = report_markdown(metrics)
+        frames = accuracy_frames(metrics)
+        with atomic_path(REPORTS / "plots") as folder:
+            folder.mkdir()
+            for name, frame in frames.items():
+                frame.to_csv(folder / f"accuracy_{name}.csv", index=False)
+        with atomic_path(REPORTS / "table.md") as tmp:
+            tmp.write_text(table)
+        write_json(metrics, REPORTS / "metrics.json")
+
+        run.log_metrics({c: {k: v for k, v in m.items() if k != "biomni"}
+                         for c, m in metrics["checkpoints"].items()})
+        run.log_text(table, "evaluate/table.md")
+        run.log_table(predictions.drop(columns=["completion"]), "evaluate_predictions", rows=50)
+        fig = accuracy_figure(frames)
+        run.log_figure(fig, "evaluate_accuracy.png")
+        plt.close(fig)
+        print(table)
+
+
+if __name__ == "__main__":
+    run_stage(evaluate_flow)

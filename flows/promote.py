@@ -1,0 +1,37 @@
+"""Promote the registered ``challenger`` to ``champion`` when it beats the champion (not a DVC stage).
+
+    python -m flows.promote
+
+Reads ``registry`` from params.yaml: the challenger's ``eval.<gate_metric>`` tag must beat the
+champion's by more than ``min_improvement``. Running it twice changes nothing the second time.
+The decision and its reason are logged and written as the challenger version's ``promotion`` tag
+(and the registered model's ``last_promotion`` tag).
+"""
+from __future__ import annotations
+
+import flows  # noqa: F401  (sets PREFECT_HOME before Prefect is imported)
+
+import mlflow
+from prefect import flow, get_run_logger
+
+from tasks import registry
+from tasks.errors import InputError, run_stage
+from tasks.params import Registry, load_params
+from tasks.tracking import tracking_uri
+
+
+@flow(name="promote")
+def promote_flow() -> registry.Decision:
+    r = load_params().registry or Registry()
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        decision = registry.promote(r.model_name, r.gate_metric, r.min_improvement)
+    except ValueError as err:
+        raise InputError(tracking_uri(), f"registered model {r.model_name!r}", str(err)) from None
+    get_run_logger().info("%s: challenger v%s, champion v%s: %s", r.model_name, decision.challenger,
+                          decision.champion, decision.reason)
+    return decision
+
+
+if __name__ == "__main__":
+    run_stage(promote_flow)

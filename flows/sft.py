@@ -1,0 +1,135 @@
+"""Stage ``sft``: instruction-alignment SFT, then cold-start SFT on gold traces, from ``models/pretrain``.
+
+Training runs in a child process (``tasks/sft.py`` under ``accelerate launch``), so one CPU process,
+two CPU processes (``configs/accelerate/cpu_ddp.yaml``) or GPUs/nodes with DeepSpeed or FSDP run the
+same code. Checkpoints live in ``sft.scratch_dir/<key>/`` (``.cache/sft``, outside DVC outputs),
+where the key hashes the params, the data and the starting model: a killed run rerun with the same
+inputs resumes from its last checkpoint; any change starts afresh. The work folder is deleted once
+``models/sft`` (HF layout, LoRA merged) has been written atomically.
+"""
+from __future__ import annotations
+
+import flows  # noqa: F401  (sets PREFECT_HOME before Prefect is imported)
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks import dispatch, schemas
+from tasks.errors import InputError, run_stage
+from tasks.params import load_params
+from tasks.sft import DONE, PHASES
+from tasks.storage import atomic_path, read_table, write_json
+from tasks.tracking import stage_run, tracking_uri
+
+START = Path("models/pretrain")
+MODEL = Path("models/sft")
+REPORTS = Path("reports/sft")
+
+launch = task(dispatch.launch, cache_policy=NO_CACHE)
+
+
+def _digest(paths: list[Path]) -> str:
+    """Content hash of files and folders (sorted walk), for the scratch key."""
+    h = hashlib.sha256()
+    for root in paths:
+        files = sorted(f for f in root.rglob("*") if f.is_file()) if root.is_dir() else [root]
+        for f in files:
+            h.update(str(f.relative_to(root.parent)).encode())
+            h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def check_inputs(params) -> None:
+    if not (START / "config.json").is_file() and not (START / "base_model.json").is_file():
+        raise InputError(START, "folder", "no model (config.json): run the pretrain stage first")
+    for name in PHASES:
+        phase = getattr(params.sft, name)
+        if phase.max_steps:
+            chats = read_table(phase.data, schemas.SftChats)
+            if chats.empty:
+                raise InputError(phase.data, "table", f"no chats for sft phase {name!r}")
+
+
+def loss_curve(work: Path, phases: list[str]) -> pd.DataFrame:
+    rows = []
+    for name in phases:
+        history = json.loads((work / name / "history.json").read_text())
+        rows += [{"phase": name, "step": h["step"], "train_loss": h["loss"]} for h in history if "loss" in h]
+    curve = pd.DataFrame(rows, columns=["phase", "step", "train_loss"])
+    # one x axis across phases, so the DVC plot shows phase 2 after phase 1
+    offsets = curve.groupby("phase", sort=False)["step"].max().cumsum().shift(fill_value=0)
+    curve["global_step"] = curve["step"] + curve["phase"].map(offsets)
+    return curve
+
+
+@flow(name="sft")
+def sft_flow() -> None:
+    params = load_params()
+    p, seed = params.sft, params.base.seed
+    check_inputs(params)
+    with stage_run("sft", params) as run:
+        inputs = [START] + [Path(getattr(p, n).data) for n in PHASES if getattr(p, n).max_steps]
+        blob = json.dumps([p.model_dump(mode="json"), seed], sort_keys=True)
+        key = hashlib.sha256((blob + _digest(inputs)).encode()).hexdigest()[:12]
+        scratch = Path(p.scratch_dir)
+        if scratch.is_dir():
+            for stale in scratch.iterdir():  # checkpoints of other inputs can never resume
+                if stale.is_dir() and stale.name != key:
+                    shutil.rmtree(stale)
+        work = scratch / key
+        work.mkdir(parents=True, exist_ok=True)
+        cfg = {"params": p.model_dump(mode="json"), "seed": seed, "start_dir": str(START),
+               "work_dir": str(work), "metrics_path": str(work / "metrics.json")}
+        (work / "run.json").write_text(json.dumps(cfg, indent=2))
+        launch("tasks.sft", ["--config", str(work / "run.json")], num_processes=p.num_processes,
+               config_file=p.accelerate_config, gpus=p.gpus, log_file=work / "train.log",
+               env={"MLFLOW_RUN_ID": run.run_id or "", "MLFLOW_TRACKING_URI": tracking_uri()})
+        trained = json.loads((work / "metrics.json").read_text())
+        final = Path(trained["final_model"])
+
+        with atomic_path(MODEL) as out:
+            shutil.copytree(final, out)
+            (out / DONE).unlink(missing_ok=True)
+        curve = loss_curve(work, list(trained["phases"]))
+        shutil.rmtree(work)
+
+        phases = trained["phases"]
+        metrics = {
+            "processes": trained["processes"],
+            "phases": {n: {k: v for k, v in ph.items() if k not in ("phase", "first_trained_text")}
+                       for n, ph in phases.items()},
+            "final_train_loss": phases[list(phases)[-1]]["train_loss"],
+            "steps": sum(ph["steps"] for ph in phases.values()),
+        }
+        REPORTS.mkdir(parents=True, exist_ok=True)
+        with atomic_path(REPORTS / "loss.csv") as tmp:
+            curve.to_csv(tmp, index=False)
+        write_json(metrics, REPORTS / "metrics.json")
+        run.log_metrics({"sft": {n: {k: v for k, v in ph.items() if k != "mlflow_run_id"}
+                                 for n, ph in metrics["phases"].items()}})
+        run.log_metrics({"sft/final_train_loss": metrics["final_train_loss"]})
+        run.log_text("\n\n".join(f"{n}: {ph['first_trained_text']!r}" for n, ph in phases.items()),
+                     "samples/sft_trained_tokens.txt")
+
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        for name, part in curve.groupby("phase", sort=False):
+            ax.plot(part["global_step"], part["train_loss"], label=name)
+        ax.set(xlabel="step (both phases)", ylabel="train loss (assistant tokens)", title="sft loss")
+        ax.legend()
+        fig.tight_layout()
+        run.log_figure(fig, "sft_loss.png")
+        plt.close(fig)
+
+
+if __name__ == "__main__":
+    run_stage(sft_flow)

@@ -1,0 +1,133 @@
+"""SFT: assistant-only loss mask, two CPU processes, resume after a kill, the flow with LoRA."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from tasks import dispatch
+from tasks.modeling import load_model
+from tasks.params import Sft
+from tasks.pretrain import last_complete_checkpoint
+from tests.conftest import PROJECT
+from tests.sft_fixtures import write_chats
+
+
+def _cfg(base, tmp_path, instruction_steps=4, cold_steps=4, **overrides):
+    write_chats(tmp_path / "instruction.parquet", 32)
+    write_chats(tmp_path / "gold.parquet", 48, seed=1)
+    settings = dict(batch_size=2, max_length=256, logging_steps=2, save_steps=2)
+    p = Sft(instruction={"data": str(tmp_path / "instruction.parquet"), "max_steps": instruction_steps,
+                         "learning_rate": 3e-3},
+            cold_start={"data": str(tmp_path / "gold.parquet"), "max_steps": cold_steps,
+                        "learning_rate": 3e-3}, **{**settings, **overrides})
+    cfg = {"params": p.model_dump(mode="json"), "seed": 0, "start_dir": str(base),
+           "work_dir": str(tmp_path / "work"), "metrics_path": str(tmp_path / "metrics.json")}
+    (tmp_path / "run.json").write_text(json.dumps(cfg))
+    return cfg
+
+
+def test_assistant_only_mask_trains_the_reply_not_the_prompt(tiny_base, tmp_path):
+    from trl import SFTTrainer
+
+    from tasks.modeling import load_tokenizer
+    from tasks.sft import chats, loss_mask_stats, sft_config
+
+    cfg = _cfg(tiny_base[0], tmp_path)
+    p = Sft.model_validate(cfg["params"])
+    tokenizer = load_tokenizer(tiny_base[0])
+    data = chats(p.cold_start.data)
+    trainer = SFTTrainer(model=load_model(tiny_base[0], tokenizer), processing_class=tokenizer,
+                         args=sft_config(p, p.cold_start, tmp_path / "x" / "checkpoints", 0, report=False),
+                         train_dataset=data)
+    stats = loss_mask_stats(trainer.train_dataset, len(data), tokenizer)
+    assert 0 < stats["trained_fraction"] < 0.5
+    assert stats["first_trained_text"].startswith("<think>")
+    assert stats["first_trained_text"].rstrip().endswith("<|im_end|>") or "</answer>" in stats["first_trained_text"]
+    row = trainer.train_dataset[0]
+    trained = tokenizer.decode([i for i, lab in zip(row["input_ids"], row["labels"]) if lab != -100])
+    assert trained.endswith("</answer><|im_end|>")  # the model learns to stop
+
+
+@pytest.mark.slow
+def test_two_process_cpu_sft_with_the_ddp_config(tiny_base, tmp_path, monkeypatch):
+    monkeypatch.chdir(PROJECT)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    _cfg(tiny_base[0], tmp_path, instruction_steps=2, cold_steps=2)
+    dispatch.launch("tasks.sft", ["--config", str(tmp_path / "run.json")],
+                    config_file="configs/accelerate/cpu_ddp.yaml")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["processes"] == 2
+    assert [ph["steps"] for ph in metrics["phases"].values()] == [2, 2]
+    assert load_model(metrics["final_model"]).config.num_hidden_layers == tiny_base[1].layers
+
+
+@pytest.mark.slow
+def test_killed_sft_resumes_from_its_checkpoint(tiny_base, tmp_path, monkeypatch):
+    monkeypatch.chdir(PROJECT)
+    _cfg(tiny_base[0], tmp_path, instruction_steps=2, cold_steps=40, save_steps=4)
+    cmd = dispatch.accelerate_command("tasks.sft", ["--config", str(tmp_path / "run.json")], cpu=True)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    env.pop("MLFLOW_RUN_ID", None)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    checkpoints = tmp_path / "work" / "cold_start" / "checkpoints"
+    deadline = time.time() + 300
+    try:
+        while last_complete_checkpoint(checkpoints) is None:
+            assert proc.poll() is None, "training ended before writing a checkpoint"
+            assert time.time() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and its training child, as a crash would
+        proc.wait()
+    killed_at = int(last_complete_checkpoint(checkpoints).rsplit("-", 1)[1])
+    assert 0 < killed_at < 40 and not (tmp_path / "metrics.json").exists()
+
+    dispatch.launch("tasks.sft", ["--config", str(tmp_path / "run.json")])
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["phases"]["cold_start"]["resumed_from_step"] >= killed_at
+    assert metrics["phases"]["cold_start"]["steps"] == 40
+    assert metrics["phases"]["instruction"]["steps"] == 2  # the finished phase was not retrained
+
+
+@pytest.mark.slow
+def test_sft_flow_with_lora_writes_a_merged_model_and_curves(mlflow_uri, tiny_base, tmp_path):
+    from mlflow import MlflowClient
+
+    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params = {"base": {"seed": 0, "profile": "smoke"}, "sft": raw["sft"]}
+    params["sft"]["profiles"]["smoke"].update(
+        instruction={"max_steps": 2}, cold_start={"max_steps": 4}, max_length=256, batch_size=2,
+        logging_steps=2, save_steps=2, lora={"enabled": True, "r": 4, "alpha": 8})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copytree(tiny_base[0], tmp_path / "models/pretrain")
+    write_chats(tmp_path / "data/annotate/sft_instruction.parquet", 16)
+    write_chats(tmp_path / "data/annotate/sft.parquet", 24, seed=1)
+
+    from flows.sft import sft_flow
+
+    sft_flow()
+
+    metrics = json.loads((tmp_path / "reports/sft/metrics.json").read_text())
+    assert metrics["steps"] == 6 and metrics["phases"]["cold_start"]["lora"] is True
+    model_dir = tmp_path / "models/sft"
+    assert not (model_dir / "adapter_config.json").exists() and not (model_dir / "phase.json").exists()
+    model = load_model(model_dir)
+    assert not [n for n, _ in model.named_parameters() if "lora" in n]
+    curve = pd.read_csv(tmp_path / "reports/sft/loss.csv")
+    assert curve["phase"].tolist() == ["instruction", "cold_start", "cold_start"]
+    assert curve["global_step"].tolist() == [2, 4, 6]
+    assert not any((tmp_path / ".cache/sft").iterdir())  # checkpoints removed once saved
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("omicsforge").experiment_id])
+    stage = next(r for r in runs if r.info.run_name == "sft")
+    phases = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == stage.info.run_id]
+    assert sorted(r.data.tags["phase"] for r in phases) == ["cold_start", "instruction"]
+    cold = next(r for r in phases if r.data.tags["phase"] == "cold_start")
+    assert [m.step for m in client.get_metric_history(cold.info.run_id, "loss")] == [2, 4]
