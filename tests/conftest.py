@@ -13,9 +13,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture()
 def mlflow_uri(tmp_path, monkeypatch):
     """A throwaway MLflow store: tests never write to the project's own mlflow.db."""
+    import mlflow
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)  # default artifact root ./mlruns lands in tmp_path too
+    # MLflow remembers the active experiment id across stores; a run started without naming an
+    # experiment must land in this store's, not in an id left over from an earlier test.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("tests")
     return uri
 
 
