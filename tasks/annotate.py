@@ -17,32 +17,20 @@ True
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
 from dataclasses import dataclass
 
+from tasks.verifiers.answers import parse_json_answer
+
 ANSWER_TYPES = ("label", "multiple_choice", "yes_no", "gene_set", "json")
-_FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
 
 
 @dataclass(frozen=True)
 class Trace:
     steps: list[str]
     conclusion: str
-
-
-def _json_object(text: str) -> dict | None:
-    text = _FENCE.sub("", text.strip())
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end <= start:
-        return None
-    try:
-        obj = json.loads(text[start:end + 1])
-    except json.JSONDecodeError:
-        return None
-    return obj if isinstance(obj, dict) else None
 
 
 def _norm(text: str) -> str:
@@ -60,7 +48,7 @@ def leaks_answer(step: str, answer: str, answer_type: str, choices: list[str]) -
         # a yes/no or a short word (up, down) also occurs in ordinary prose: only a stated answer leaks
         return bool(re.search(rf"\banswer\b[^.]*\b{re.escape(_norm(answer))}\b", _norm(step)))
     if answer_type == "json":
-        obj = _json_object(answer)
+        obj = parse_json_answer(answer)
         values = [str(v) for v in obj.values()] if obj else [answer]
         return any(_contains(step, v) for v in values if len(_norm(v)) >= 3)
     if not _contains(step, answer):
@@ -74,7 +62,7 @@ def parse_trace(text: str | None, answer: str, answer_type: str, choices: list[s
     """(trace, None) when the reply fits the schema, else (None, reason)."""
     if text is None:
         return None, "no_reply"
-    obj = _json_object(text)
+    obj = parse_json_answer(text)
     if obj is None:
         return None, "bad_json"
     steps, conclusion = obj.get("steps"), obj.get("conclusion")
@@ -125,7 +113,7 @@ def same_answer(pred: str | None, gold: str, answer_type: str, choices: list[str
         split = lambda s: {g.upper() for g in re.split(r"[\s,;]+", s.strip()) if g}  # noqa: E731
         return split(pred) == split(gold)
     if answer_type == "json":
-        a, b = _json_object(pred), _json_object(gold)
+        a, b = parse_json_answer(pred), parse_json_answer(gold)
         if a is None or b is None:
             return False
         ids = [k for k in b if "id" in k.lower()]
