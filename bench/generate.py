@@ -16,14 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks.generate import generate_transformers, generate_vllm
-from tasks.params import BaseModelParams, Generation
+from tasks.lm.generate import generate_transformers, generate_vllm
+from tasks.common.params import BaseModelParams, Generation
 
 
 def tiny_model(folder: Path) -> Path:
     import pandas as pd
 
-    from tasks.modeling import save_base
+    from tasks.lm.modeling import save_base
 
     docs = Path("data/corpus/documents.parquet")
     texts = (pd.read_parquet(docs, columns=["text"])["text"].tolist() if docs.exists()

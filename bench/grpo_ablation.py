@@ -2,10 +2,10 @@
 
 Arm ``all`` uses ``verifiers.weights`` from params.yaml; arm ``hard`` sets every soft verifier's
 weight (cell_type, tf_binding, protein_family, phenotype, perturbation) to 0, leaving correctness,
-format, length and repetition. Each arm runs the grpo stage's training child (``tasks.grpo``, mode
+format, length and repetition. Each arm runs the grpo stage's training child (``tasks.train.grpo``, mode
 online) for the active profile's ``grpo.online`` settings, then both checkpoints and the start
 answer the same held-out test problems greedily, scored with the full verifier set
-(tasks/heldout.py): accuracy, mean composed reward and format rate per arm.
+(tasks/train/heldout.py): accuracy, mean composed reward and format rate per arm.
 
     PYTHONPATH=$PWD python bench/grpo_ablation.py [--init models/pretrain] [--steps 6] \
         [--out reports/bench_grpo_ablation.json]
@@ -20,13 +20,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks import dispatch, schemas
-from tasks.grpo_data import cap_per_family, reward_summary, rollout_prompts
-from tasks.heldout import heldout_check, per_family
-from tasks.modeling import load_tokenizer
-from tasks.params import load_params
-from tasks.prompts import load_prompts
-from tasks.storage import read_table
+from tasks.common import dispatch
+
+from tasks.common import schemas
+from tasks.train.grpo_data import cap_per_family, reward_summary, rollout_prompts
+from tasks.train.heldout import heldout_check, per_family
+from tasks.lm.modeling import load_tokenizer
+from tasks.common.params import load_params
+from tasks.common.prompts import load_prompts
+from tasks.common.storage import read_table
 from tasks.verifiers.compose import SOFT_FAMILIES
 from tasks.verifiers.fitted import fit_verifiers, load_verifiers
 
@@ -71,7 +73,7 @@ def main() -> None:
                    "metrics_path": str(work / "metrics.json"), "output_dir": str(work / "model")}
             (work / "run.json").write_text(json.dumps(cfg))
             start = time.perf_counter()
-            dispatch.launch("tasks.grpo", ["--config", str(work / "run.json")], num_processes=p.num_processes,
+            dispatch.launch("tasks.train.grpo", ["--config", str(work / "run.json")], num_processes=p.num_processes,
                             config_file=params.base.accelerate_config, gpus=params.base.gpus,
                             log_file=work / "train.log")
             trained = json.loads((work / "metrics.json").read_text())["online"]

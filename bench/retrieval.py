@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python bench/retrieval.py [--docs 50000] [--queries 500] [--slow-queries 20]
 
-Both libraries get the same tokens (tasks.retrieval.tokenize) and the same Okapi parameters
+Both libraries get the same tokens (tasks.limit.retrieval.tokenize) and the same Okapi parameters
 (k1 = 1.5, b = 0.75). rank_bm25 scores every document in a Python-level loop per query (a few
 queries per second at this size), so it is timed on the first ``--slow-queries`` queries only;
 bm25s answers all of them. Both answers are top-100 lists; their top-1 agreement is printed as a
@@ -27,8 +27,8 @@ def main() -> None:
     import bm25s
     from rank_bm25 import BM25Okapi
 
-    from tasks.limit import generate, likes_vocabulary
-    from tasks.retrieval import tokenize
+    from tasks.limit.generator import generate, likes_vocabulary
+    from tasks.limit.retrieval import tokenize
 
     start = time.perf_counter()
     data = generate(likes_vocabulary(), n_queries=args.queries, k=2, n_docs=args.docs,

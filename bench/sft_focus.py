@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD python bench/sft_focus.py --families perturb_de tf_binding --steps 150 \
         [--start models/pretrain] [--max-per-family 30] [--hidden 256 --layers 4]
 
-Cold-start SFT (``tasks/sft.py``, same params as the ``sft`` stage except the data and steps) on the
+Cold-start SFT (``tasks/train/sft.py``, same params as the ``sft`` stage except the data and steps) on the
 named families' gold traces only, from ``--start``; with ``--hidden``/``--layers`` a fresh model of
 that size (the base tokenizer) is fine-tuned instead, to separate size from steps. Then the same
 evaluation as the ``evaluate`` stage on those families' test problems. Prints one JSON line:
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks import dispatch
-from tasks import evaluate as ev
-from tasks.generate import generate
-from tasks.modeling import build_model, load_tokenizer
-from tasks.params import BaseModelParams, load_params
-from tasks.prompts import load_prompts
+from tasks.common import dispatch
+from tasks.evaluate import scoring as ev
+from tasks.lm.generate import generate
+from tasks.lm.modeling import build_model, load_tokenizer
+from tasks.common.params import BaseModelParams, load_params
+from tasks.common.prompts import load_prompts
 
 
 def main() -> None:
@@ -59,7 +59,7 @@ def main() -> None:
                "work_dir": str(tmp / "work"), "metrics_path": str(tmp / "metrics.json")}
         (tmp / "run.json").write_text(json.dumps(cfg))
         began = time.perf_counter()
-        dispatch.launch("tasks.sft", ["--config", str(tmp / "run.json")], env={"MLFLOW_RUN_ID": ""})
+        dispatch.launch("tasks.train.sft", ["--config", str(tmp / "run.json")], env={"MLFLOW_RUN_ID": ""})
         train_s = time.perf_counter() - began
         model = json.loads((tmp / "metrics.json").read_text())["final_model"]
 

@@ -30,8 +30,8 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tasks.params import Cells  # noqa: E402
-from tasks.textify import CellCounts, cell_matrix, iter_cell_tables, open_cells, write_cell_sentences  # noqa: E402
+from tasks.common.params import Cells  # noqa: E402
+from tasks.textify.cells import CellCounts, cell_matrix, iter_cell_tables, open_cells, write_cell_sentences  # noqa: E402
 
 C2S_SCRIPT = """
 import json, sys, time, warnings

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.params import load_params
+from tasks.common.params import load_params
 from tasks.verifiers.compose import SOFT_FAMILIES, score
 from tasks.verifiers.fitted import fit_verifiers, load_verifiers
 

@@ -21,17 +21,17 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import annotate_steps as steps
-from tasks import schemas
-from tasks.call_cache import CallCache
-from tasks.evidence_facts import Knowledge
-from tasks.errors import InputError, run_stage
-from tasks.params import Annotate, load_params
-from tasks.prompts import load_prompts
-from tasks.rationales import EvidenceChecker, OfflineTeacher
-from tasks.storage import atomic_path, read_table, write_json, write_table
-from tasks.teachers import CachedClient, InProcessBackend, OpenAIBackend
-from tasks.tracking import stage_run
+from tasks.annotate import steps
+from tasks.common import schemas
+from tasks.annotate.call_cache import CallCache
+from tasks.annotate.evidence import Knowledge
+from tasks.common.errors import InputError, run_stage
+from tasks.common.params import Annotate, load_params
+from tasks.common.prompts import load_prompts
+from tasks.annotate.rationales import EvidenceChecker, OfflineTeacher
+from tasks.common.storage import atomic_path, read_table, write_json, write_table
+from tasks.annotate.teachers import CachedClient, InProcessBackend, OpenAIBackend
+from tasks.common.tracking import stage_run
 
 PROBLEMS = Path("data/problems/problems.parquet")
 CORPUS = Path("data/corpus")

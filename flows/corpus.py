@@ -18,11 +18,15 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import corpus, knowledge, schemas
-from tasks.errors import run_stage
-from tasks.params import load_params
-from tasks.storage import atomic_path, write_json, write_table
-from tasks.tracking import stage_run
+from tasks.corpus import documents as corpus
+
+from tasks.corpus import knowledge
+
+from tasks.common import schemas
+from tasks.common.errors import run_stage
+from tasks.common.params import load_params
+from tasks.common.storage import atomic_path, write_json, write_table
+from tasks.common.tracking import stage_run
 
 OUT = Path("data/corpus")
 REPORTS = Path("reports/corpus")

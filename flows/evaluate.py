@@ -1,7 +1,7 @@
 """Stage ``evaluate``: every checkpoint on each family's test split, beside the baselines.
 
 For each checkpoint of ``evaluate.checkpoints`` (name -> model folder): greedy completions of the
-test problems in the SFT prompt format (``tasks/generate.py``, engine from ``generation``), answers
+test problems in the SFT prompt format (``tasks/lm/generate.py``, engine from ``generation``), answers
 read from the answer tag and scored by ``tasks/verifiers``; PerturbQA pairs also get P(yes)/P(up)
 right after the answer tag opens, scored by per-gene AUROC. Outputs: ``data/evaluate/
 predictions.parquet`` and ``biomni_predictions.parquet``, ``reports/evaluate/metrics.json``,
@@ -9,7 +9,7 @@ predictions.parquet`` and ``biomni_predictions.parquet``, ``reports/evaluate/met
 
 The final checkpoint (first of ``registry.final_checkpoints`` evaluated here) is logged to MLflow
 as a pyfunc, registered as ``registry.model_name`` with git/DVC/evaluation tags and the
-``challenger`` alias (``tasks/registry.py``); ``flows/promote.py`` decides about ``champion``.
+``challenger`` alias (``tasks/evaluate/registry.py``); ``flows/promote.py`` decides about ``champion``.
 """
 from __future__ import annotations
 
@@ -27,17 +27,21 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import biomni_eval, registry, schemas
-from tasks import evaluate as ev
-from tasks.errors import InputError, run_stage
-from tasks.evaluate_report import accuracy_figure, accuracy_frames, report_markdown, subset_baselines
-from tasks.generate import generate, next_token_probs, renormalise
-from tasks.modeling import load_tokenizer, render_chat
-from tasks.params import Annotate, load_params
-from tasks.prompts import load_prompts
-from tasks.storage import atomic_path, read_table, write_json, write_table
-from tasks.tracking import _git_commit, stage_run
-from tasks.verifiers.answers import claimed_text
+from tasks.evaluate import biomni_eval
+
+from tasks.evaluate import registry
+
+from tasks.common import schemas
+from tasks.evaluate import scoring as ev
+from tasks.common.errors import InputError, run_stage
+from tasks.evaluate.report import accuracy_figure, accuracy_frames, report_markdown, subset_baselines
+from tasks.lm.generate import generate, next_token_probs, renormalise
+from tasks.lm.modeling import load_tokenizer, render_chat
+from tasks.common.params import Annotate, load_params
+from tasks.common.prompts import load_prompts
+from tasks.common.storage import atomic_path, read_table, write_json, write_table
+from tasks.common.tracking import _git_commit, stage_run
+from tasks.common.answers import claimed_text
 
 PROBLEMS = Path("data/problems/problems.parquet")
 BASELINES = Path("reports/problems/baselines.json")

@@ -3,7 +3,7 @@
 ``grpo.mode`` picks online GRPO (TRL's GRPOTrainer, rewards from the composed verifiers of
 ``params.verifiers``), BiomniGEM's offline multi-trace GRPO on the annotate stage's fixed-reward
 variants, or offline first and online from its result. Training runs in a child process
-(``tasks/grpo.py`` under ``accelerate launch``).
+(``tasks/train/grpo.py`` under ``accelerate launch``).
 
 The soft verifiers are fitted here on the training split only; the stage refuses to go on if the
 fitted folder names a test entity. Scratch (data, verifiers, checkpoints) lives in
@@ -32,18 +32,20 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import dispatch, schemas
-from tasks.errors import InputError, run_stage
-from tasks.grpo import PHASES
-from tasks.grpo_data import (assert_no_test_entities, cap_per_family, offline_curve, reward_curve,
+from tasks.common import dispatch
+
+from tasks.common import schemas
+from tasks.common.errors import InputError, run_stage
+from tasks.train.grpo import PHASES
+from tasks.train.grpo_data import (assert_no_test_entities, cap_per_family, offline_curve, reward_curve,
                              reward_summary, rollout_prompts)
-from tasks.heldout import heldout_check, per_family
-from tasks.modeling import load_tokenizer
-from tasks.multitrace import trace_table
-from tasks.params import Params, load_params
-from tasks.prompts import load_prompts
-from tasks.storage import atomic_path, read_table, write_json
-from tasks.tracking import stage_run, tracking_uri
+from tasks.train.heldout import heldout_check, per_family
+from tasks.lm.modeling import load_tokenizer
+from tasks.train.multitrace import trace_table
+from tasks.common.params import Params, load_params
+from tasks.common.prompts import load_prompts
+from tasks.common.storage import atomic_path, read_table, write_json
+from tasks.common.tracking import stage_run, tracking_uri
 from tasks.verifiers.fitted import fit_verifiers, load_verifiers
 
 PROBLEMS = Path("data/problems/problems.parquet")
@@ -147,7 +149,7 @@ def grpo_flow() -> None:
         with atomic_path(MODEL) as out:
             cfg["output_dir"] = str(out)
             (work / "run.json").write_text(json.dumps(cfg, indent=2))
-            launch("tasks.grpo", ["--config", str(work / "run.json")], num_processes=p.num_processes,
+            launch("tasks.train.grpo", ["--config", str(work / "run.json")], num_processes=p.num_processes,
                    config_file=params.base.accelerate_config, gpus=params.base.gpus,
                    log_file=work / "train.log",
                    env={"MLFLOW_RUN_ID": run.run_id or "", "MLFLOW_TRACKING_URI": tracking_uri()})

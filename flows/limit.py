@@ -14,16 +14,17 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import limit as gen
-from tasks import limit_free, limit_report
-from tasks.errors import run_stage
-from tasks.limit_beir import BeirSet, load_beir, write_beir
-from tasks.limit_eval import evaluate, make_encoder, subsample, token_limits
-from tasks.params import Limit, load_params
-from tasks.retrieval import load_cross_encoder
-from tasks.schemas import HpoTerms
-from tasks.storage import atomic_path, read_table, write_json
-from tasks.tracking import stage_run
+from tasks.limit import generator as gen
+from tasks.limit import free as limit_free
+from tasks.limit import report as limit_report
+from tasks.common.errors import run_stage
+from tasks.limit.beir import BeirSet, load_beir, write_beir
+from tasks.limit.evaluation import evaluate, make_encoder, subsample, token_limits
+from tasks.common.params import Limit, load_params
+from tasks.limit.retrieval import load_cross_encoder
+from tasks.common.schemas import HpoTerms
+from tasks.common.storage import atomic_path, read_table, write_json
+from tasks.common.tracking import stage_run
 
 HPO_TERMS = Path("data/corpus/hpo_terms.parquet")
 OUT_DIR = Path("data/limit")

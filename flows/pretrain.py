@@ -4,7 +4,7 @@ Two outputs in one stage, because the embedded tokenizer is trained on the same 
 pretrained on: ``models/base`` (a tiny Qwen3 + BPE tokenizer built from ``pretrain.model``, or a
 pointer to a hub model) and ``models/pretrain`` (the trained model, always a full HF folder).
 
-Training runs in a child process (``tasks/pretrain.py`` under ``accelerate launch``). Packed
+Training runs in a child process (``tasks/train/pretrain.py`` under ``accelerate launch``). Packed
 blocks and checkpoints live in ``scratch/pretrain/<key>/``, where the key hashes the params and the
 data: a killed run rerun with the same inputs resumes from its last checkpoint; any change starts
 afresh (and the stale checkpoints are deleted). Checkpoints are deleted once the model is saved.
@@ -26,13 +26,17 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import dispatch, modeling, packing
-from tasks.errors import InputError, run_stage
-from tasks.generate import generate
-from tasks.params import load_params
-from tasks.pretrain import perplexity
-from tasks.storage import atomic_path, write_json
-from tasks.tracking import stage_run, tracking_uri
+from tasks.common import dispatch
+
+from tasks.lm import modeling
+
+from tasks.train import packing
+from tasks.common.errors import InputError, run_stage
+from tasks.lm.generate import generate
+from tasks.common.params import load_params
+from tasks.train.pretrain import perplexity
+from tasks.common.storage import atomic_path, write_json
+from tasks.common.tracking import stage_run, tracking_uri
 
 DOCUMENTS = Path("data/corpus/documents.parquet")
 TEXTIFY = Path("data/textify")
@@ -94,7 +98,7 @@ def pretrain_flow() -> None:
         with atomic_path(MODEL) as out:
             cfg["output_dir"] = str(out)
             (work / "run.json").write_text(json.dumps(cfg, indent=2))
-            launch("tasks.pretrain", ["--config", str(work / "run.json")],
+            launch("tasks.train.pretrain", ["--config", str(work / "run.json")],
                    config_file=params.base.accelerate_config, gpus=params.base.gpus,
                    log_file=work / "train.log",
                    env={"MLFLOW_RUN_ID": run.run_id or "", "MLFLOW_TRACKING_URI": tracking_uri()})

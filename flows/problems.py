@@ -20,15 +20,15 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import schemas
-from tasks.errors import InputError, run_stage
-from tasks.knowledge import hmm_dir
-from tasks.params import load_params
+from tasks.common import schemas
+from tasks.common.errors import InputError, run_stage
+from tasks.corpus.knowledge import hmm_dir
+from tasks.common.params import load_params
 from tasks.problems import (alignment, baselines, cells, choices, clinical, dna, instruction,
                             integration, perturb, proteins, report, splits)
 from tasks.problems.records import COLUMNS, FAMILIES, family_rng
-from tasks.storage import atomic_path, read_table, write_json, write_table
-from tasks.tracking import stage_run
+from tasks.common.storage import atomic_path, read_table, write_json, write_table
+from tasks.common.tracking import stage_run
 
 CORPUS, TEXTIFY = Path("data/corpus"), Path("data/textify")
 OUT, REPORTS = Path("data/problems"), Path("reports/problems")

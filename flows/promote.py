@@ -14,10 +14,10 @@ import flows  # noqa: F401  (sets PREFECT_HOME before Prefect is imported)
 import mlflow
 from prefect import flow, get_run_logger
 
-from tasks import registry
-from tasks.errors import InputError, run_stage
-from tasks.params import Registry, load_params
-from tasks.tracking import tracking_uri
+from tasks.evaluate import registry
+from tasks.common.errors import InputError, run_stage
+from tasks.common.params import Registry, load_params
+from tasks.common.tracking import tracking_uri
 
 
 @flow(name="promote")

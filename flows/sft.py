@@ -1,6 +1,6 @@
 """Stage ``sft``: instruction-alignment SFT, then cold-start SFT on gold traces, from ``models/pretrain``.
 
-Training runs in a child process (``tasks/sft.py`` under ``accelerate launch``), so one CPU process,
+Training runs in a child process (``tasks/train/sft.py`` under ``accelerate launch``), so one CPU process,
 two CPU processes (``configs/accelerate/cpu_ddp.yaml``) or GPUs/nodes with DeepSpeed or FSDP run the
 same code. Checkpoints live in ``sft.scratch_dir/<key>/`` (``.cache/sft``, outside DVC outputs),
 where the key hashes the params, the data and the starting model: a killed run rerun with the same
@@ -24,12 +24,14 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import dispatch, schemas
-from tasks.errors import InputError, run_stage
-from tasks.params import load_params
-from tasks.sft import DONE, PHASES
-from tasks.storage import atomic_path, read_table, write_json
-from tasks.tracking import stage_run, tracking_uri
+from tasks.common import dispatch
+
+from tasks.common import schemas
+from tasks.common.errors import InputError, run_stage
+from tasks.common.params import load_params
+from tasks.train.sft import DONE, PHASES
+from tasks.common.storage import atomic_path, read_table, write_json
+from tasks.common.tracking import stage_run, tracking_uri
 
 START = Path("models/pretrain")
 MODEL = Path("models/sft")
@@ -91,7 +93,7 @@ def sft_flow() -> None:
         cfg = {"params": p.model_dump(mode="json"), "seed": seed, "start_dir": str(START),
                "work_dir": str(work), "metrics_path": str(work / "metrics.json")}
         (work / "run.json").write_text(json.dumps(cfg, indent=2))
-        launch("tasks.sft", ["--config", str(work / "run.json")], num_processes=p.num_processes,
+        launch("tasks.train.sft", ["--config", str(work / "run.json")], num_processes=p.num_processes,
                config_file=p.accelerate_config, gpus=p.gpus, log_file=work / "train.log",
                env={"MLFLOW_RUN_ID": run.run_id or "", "MLFLOW_TRACKING_URI": tracking_uri()})
         trained = json.loads((work / "metrics.json").read_text())

@@ -17,13 +17,13 @@ import pyarrow.parquet as pq
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import run_stage
-from tasks.params import Cells, Dna, Proteins, load_params
-from tasks.schemas import DnaWindows, ProteinSequences
-from tasks.sequences import SeqCounts, dna_windows, protein_texts
-from tasks.storage import atomic_path, write_json, write_table
-from tasks.textify import STATUS_NAMES, open_cells, write_cell_sentences
-from tasks.tracking import stage_run
+from tasks.common.errors import run_stage
+from tasks.common.params import Cells, Dna, Proteins, load_params
+from tasks.common.schemas import DnaWindows, ProteinSequences
+from tasks.textify.sequences import SeqCounts, dna_windows, protein_texts
+from tasks.common.storage import atomic_path, write_json, write_table
+from tasks.textify.cells import STATUS_NAMES, open_cells, write_cell_sentences
+from tasks.common.tracking import stage_run
 
 OUT = Path("data/textify")
 REPORTS = Path("reports/textify")

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from tasks.params import Cells, Dna, Proteins
+from tasks.common.params import Cells, Dna, Proteins
 
 app = typer.Typer(help="omicsforge: omics as text for language models.", no_args_is_help=True)
 
@@ -64,7 +64,7 @@ def textify_cells(
     Bad input (NaN or negative values, duplicate genes, a transposed matrix, no raw) stops
     with one line naming the file, the cell and the problem, and exit code 2; OUT is kept.
     """
-    from tasks.textify import open_cells, write_cell_sentences
+    from tasks.textify.cells import open_cells, write_cell_sentences
 
     try:
         cfg = Cells(source=source, use_raw=raw, label_key=label_key, obs_keys=obs_key, top_k=top_k,
@@ -94,9 +94,9 @@ def textify_dna(
                                   "empty or duplicate ids (counted) instead of failing."),
 ) -> None:
     """DNA to windows of <dna>...</dna> text with their GC fraction: textify dna IN... OUT."""
-    from tasks.schemas import DnaWindows
-    from tasks.sequences import dna_windows
-    from tasks.storage import write_table
+    from tasks.common.schemas import DnaWindows
+    from tasks.textify.sequences import dna_windows
+    from tasks.common.storage import write_table
 
     *inputs, out = source
     if not inputs:
@@ -124,9 +124,9 @@ def textify_proteins(
                                   "amino-acid alphabet, empty or duplicate ids (counted) instead of failing."),
 ) -> None:
     """Proteins to <protein>...</protein> text (20 amino acids + X B Z U O; a final * is removed)."""
-    from tasks.schemas import ProteinSequences
-    from tasks.sequences import protein_texts
-    from tasks.storage import write_table
+    from tasks.common.schemas import ProteinSequences
+    from tasks.textify.sequences import protein_texts
+    from tasks.common.storage import write_table
 
     *inputs, out = source
     if not inputs:
@@ -147,7 +147,7 @@ def textify_proteins(
 def _is_input_error(err: Exception) -> bool:
     from pydantic import ValidationError
 
-    from tasks.errors import InputError
+    from tasks.common.errors import InputError
 
     return isinstance(err, (InputError, ValidationError))
 
@@ -163,7 +163,7 @@ def _input_errors_exit(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from tasks.errors import InputError
+        from tasks.common.errors import InputError
 
         try:
             return fn(*args, **kwargs)
@@ -190,12 +190,12 @@ def limit_eval(
     allow_unjudged: bool = typer.Option(False, help="Drop queries without relevant documents instead of failing."),
 ) -> None:
     """Recall@2/10/20/100 and nDCG@10 of each retriever on a BEIR folder (JSON + markdown table)."""
-    from tasks.limit_beir import load_beir
-    from tasks.limit_eval import evaluate, make_encoder, subsample
-    from tasks.limit_metrics import markdown_table
-    from tasks.params import Limit
-    from tasks.retrieval import load_cross_encoder
-    from tasks.storage import write_json
+    from tasks.limit.beir import load_beir
+    from tasks.limit.evaluation import evaluate, make_encoder, subsample
+    from tasks.limit.metrics import markdown_table
+    from tasks.common.params import Limit
+    from tasks.limit.retrieval import load_cross_encoder
+    from tasks.common.storage import write_json
 
     data = subsample(load_beir(path, allow_unjudged=allow_unjudged), max_queries, seed)
     needs_encoder = any(r in retriever for r in ("dense", "hybrid", "late", "rerank"))
@@ -230,12 +230,12 @@ def limit_generate(
     seed: int = typer.Option(0),
 ) -> None:
     """Write a validated LIMIT-style set."""
-    from tasks import limit as gen
-    from tasks.limit_beir import write_beir
-    from tasks.limit_eval import token_limits
-    from tasks.retrieval import Encoder
-    from tasks.schemas import HpoTerms
-    from tasks.storage import read_table
+    from tasks.limit import generator as gen
+    from tasks.limit.beir import write_beir
+    from tasks.limit.evaluation import token_limits
+    from tasks.limit.retrieval import Encoder
+    from tasks.common.schemas import HpoTerms
+    from tasks.common.storage import read_table
 
     if vocabulary == "biomedical":
         vocab = gen.biomedical_vocabulary(read_table(hpo_terms, HpoTerms), seed=seed)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks import schemas
+from tasks.common import schemas
 
 MARKERS = {"B cell": ["CD79A", "MS4A1", "CD79B", "CD19"],
            "T cell": ["CD3D", "CD3E", "IL7R", "LTB"],
@@ -23,7 +23,7 @@ def _pfm(site: str) -> list[list[float]]:
 
 
 def write_corpus(folder: Path) -> Path:
-    from tasks.knowledge import protein_families
+    from tasks.corpus.knowledge import protein_families
 
     folder.mkdir(parents=True, exist_ok=True)
     markers = pd.DataFrame([{"cell_type": t, "gene": g, "rank": i + 1, "score": 10.0 - i,

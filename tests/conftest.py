@@ -46,8 +46,8 @@ def toy_texts(n: int = 300, seed: int = 0) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory):
     """A built base model (2 layers, hidden 64, head_dim 32 as vLLM on CPU needs) and tokenizer trained on :func:`toy_texts`."""
-    from tasks.modeling import save_base
-    from tasks.params import BaseModelParams
+    from tasks.lm.modeling import save_base
+    from tasks.common.params import BaseModelParams
 
     out = tmp_path_factory.mktemp("models") / "base"
     params = BaseModelParams(vocab_size=600, layers=2, hidden=64, heads=2, kv_heads=1,

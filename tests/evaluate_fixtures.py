@@ -6,7 +6,7 @@ import random
 
 import pandas as pd
 
-from tasks import schemas
+from tasks.common import schemas
 
 DISEASES = ["Marfan syndrome (OMIM:154700)", "Mirage syndrome (OMIM:617053)",
             "Noonan syndrome 10 (OMIM:616564)", "Pachyonychia congenita 3 (OMIM:615726)"]

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tasks import annotate as an
-from tasks import schemas
-from tasks.storage import write_table
+from tasks.annotate import traces as an
+from tasks.common import schemas
+from tasks.common.storage import write_table
 from tests import verifier_fixtures as vf
 
 CATEGORY = {"cell_type": "cell", "tf_binding": "dna", "protein_family": "protein",

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks import schemas
-from tasks.prompts import SFT_SYSTEM, answer_format, load_prompts
-from tasks.storage import write_table
+from tasks.common import schemas
+from tasks.common.prompts import SFT_SYSTEM, answer_format, load_prompts
+from tasks.common.storage import write_table
 
 GENES = ["CD3D", "CD8A", "MS4A1", "LYZ", "NKG7", "GNLY", "FCGR3A", "CST3", "PPBP", "IL7R"]
 TYPES = {"CD3D": "T cell", "CD8A": "T cell", "MS4A1": "B cell", "LYZ": "Monocyte", "NKG7": "NK cell",

@@ -3,8 +3,8 @@ import random
 
 import pytest
 
-from tasks import annotate as an
-from tasks.params import Variants
+from tasks.annotate import traces as an
+from tasks.common.params import Variants
 
 CFG = Variants().model_dump()
 

@@ -9,8 +9,8 @@ import yaml
 
 from annotate_fixtures import problems, write_corpus
 
-from tasks import schemas
-from tasks.storage import read_table, write_table
+from tasks.common import schemas
+from tasks.common.storage import read_table, write_table
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +71,7 @@ def test_flow_writes_traces_sft_and_a_report_with_real_rejections(mlflow_uri, tm
 
 def test_bad_problems_table_is_a_one_line_error_and_keeps_old_outputs(mlflow_uri, tmp_path):
     from flows.annotate import annotate_flow
-    from tasks.errors import InputError
+    from tasks.common.errors import InputError
 
     _setup(tmp_path)
     bad = problems()

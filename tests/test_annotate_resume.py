@@ -9,7 +9,7 @@ from pathlib import Path
 
 from annotate_fixtures import problems, write_corpus
 
-from tasks.call_cache import CallCache
+from tasks.annotate.call_cache import CallCache
 
 TESTS = Path(__file__).parent
 PROJECT = TESTS.parent
@@ -19,13 +19,13 @@ WORKER = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     from annotate_fixtures import problems
-    from tasks.annotate_steps import select_problems, teach
-    from tasks.call_cache import CallCache
-    from tasks.evidence_facts import Knowledge
-    from tasks.params import Annotate
-    from tasks.prompts import load_prompts
-    from tasks.rationales import OfflineTeacher
-    from tasks.teachers import CachedClient
+    from tasks.annotate.steps import select_problems, teach
+    from tasks.annotate.call_cache import CallCache
+    from tasks.annotate.evidence import Knowledge
+    from tasks.common.params import Annotate
+    from tasks.common.prompts import load_prompts
+    from tasks.annotate.rationales import OfflineTeacher
+    from tasks.annotate.teachers import CachedClient
 
     log, delay, corpus, cache = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
 

@@ -6,11 +6,11 @@ import pytest
 from annotate_fixtures import problems, write_corpus
 from fault_server import FaultServer
 
-from tasks import annotate_steps as steps
-from tasks.call_cache import CallCache
-from tasks.params import Annotate
-from tasks.prompts import load_prompts
-from tasks.teachers import CachedClient, OpenAIBackend
+from tasks.annotate import steps
+from tasks.annotate.call_cache import CallCache
+from tasks.common.params import Annotate
+from tasks.common.prompts import load_prompts
+from tasks.annotate.teachers import CachedClient, OpenAIBackend
 
 GOOD = json.dumps({"steps": ["Reading the cell sentence from the top.",
                              "Marker CD79A of B cell is at rank 1 in the cell sentence."],

@@ -1,4 +1,4 @@
-from tasks.call_cache import CallCache, call_key
+from tasks.annotate.call_cache import CallCache, call_key
 
 MSG = [{"role": "user", "content": "hi"}]
 

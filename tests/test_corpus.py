@@ -3,8 +3,8 @@ import json
 import pandas as pd
 import pytest
 
-from tasks import corpus
-from tasks.errors import InputError
+from tasks.corpus import documents as corpus
+from tasks.common.errors import InputError
 
 
 def _terms():

@@ -1,4 +1,4 @@
-"""tasks.dispatch: accelerate child processes, the accelerate configs, and the Prefect `gpu` slots.
+"""tasks.common.dispatch: accelerate child processes, the accelerate configs, and the Prefect `gpu` slots.
 
 What runs here runs for real: a two-process CPU DDP all-reduce through ``launch``; the `gpu`
 global concurrency limit on a real Prefect server (created by ``make gpu-slots``), with a second
@@ -16,8 +16,8 @@ from unittest import mock
 import pytest
 import yaml
 
-from tasks.dispatch import LaunchError, config_gpus, config_uses_cpu, launch
-from tasks.params import parse_params
+from tasks.common.dispatch import LaunchError, config_gpus, config_uses_cpu, launch
+from tasks.common.params import parse_params
 from tests.harness import PROJECT, VENV_BIN, api, prefect_server, project_env, start, stop
 
 CONFIGS = PROJECT / "configs" / "accelerate"
@@ -122,7 +122,7 @@ def test_a_failing_child_raises_with_the_tail_of_its_output(tmp_path, monkeypatc
 
 # --- the Prefect `gpu` limit on a real server -----------------------------------------------------
 
-HOLDER = "import sys; from tasks.dispatch import launch; launch('tests.slot_child', sys.argv[1:], gpus=1)"
+HOLDER = "import sys; from tasks.common.dispatch import launch; launch('tests.slot_child', sys.argv[1:], gpus=1)"
 
 
 def _marks(path: Path) -> dict[str, float]:

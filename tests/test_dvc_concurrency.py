@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tasks import schemas
-from tasks.storage import read_table
+from tasks.common import schemas
+from tasks.common.storage import read_table
 from tests.harness import VENV_BIN, copy_project, project_env, run_dvc, start, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

@@ -5,10 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import annotate_steps, biomni_eval
-from tasks import evaluate as ev
-from tasks.evaluate_report import report_markdown, subset_baselines
-from tasks.prompts import load_prompts
+from tasks.annotate import steps as annotate_steps
+
+from tasks.evaluate import biomni_eval
+from tasks.evaluate import scoring as ev
+from tasks.evaluate.report import report_markdown, subset_baselines
+from tasks.common.prompts import load_prompts
 from tests.evaluate_fixtures import problems
 
 

@@ -7,8 +7,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tasks import schemas
-from tasks.storage import write_table
+from tasks.common import schemas
+from tasks.common.storage import write_table
 from tests.conftest import PROJECT
 from tests.evaluate_fixtures import problems
 

@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from tasks.errors import InputError
+from tasks.common.errors import InputError
 from tests.conftest import PROJECT
 from tests.grpo_fixtures import write_inputs, write_params
 

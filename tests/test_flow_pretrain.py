@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from tasks import schemas
-from tasks.modeling import load_model
-from tasks.storage import write_table
+from tasks.common import schemas
+from tasks.lm.modeling import load_model
+from tasks.common.storage import write_table
 from tests.conftest import PROJECT, toy_texts
 
 

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 import yaml
 
-from tasks.errors import run_stage
+from tasks.common.errors import run_stage
 
 
 def _params(tmp_path, protein_source: str) -> None:

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from tasks.generate import choose_engine, generate, next_token_probs, renormalise
-from tasks.modeling import load_model, load_tokenizer, render_chat
-from tasks.params import Generation
+from tasks.lm.generate import choose_engine, generate, next_token_probs, renormalise
+from tasks.lm.modeling import load_model, load_tokenizer, render_chat
+from tasks.common.params import Generation
 
 CHATS = [[{"role": "user", "content": f"Which cell type expresses <cell>CD3D, CD8A</cell>? {i}"}]
          for i in range(5)]

@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from tasks.grpo import completion_table, with_extras
+from tasks.train.grpo import completion_table, with_extras
 from tests.conftest import PROJECT
 
 
@@ -36,11 +36,11 @@ def test_with_extras_logs_family_and_id_and_keeps_the_name():
 
 
 def _child_config(root, init):
-    from tasks.modeling import load_tokenizer
-    from tasks.multitrace import trace_table
-    from tasks.params import Grpo, Verifiers
-    from tasks.prompts import load_prompts
-    from tasks.grpo_data import cap_per_family, rollout_prompts
+    from tasks.lm.modeling import load_tokenizer
+    from tasks.train.multitrace import trace_table
+    from tasks.common.params import Grpo, Verifiers
+    from tasks.common.prompts import load_prompts
+    from tasks.train.grpo_data import cap_per_family, rollout_prompts
     from tasks.verifiers.fitted import fit_verifiers
     from tests.grpo_fixtures import problems, traces
     from tests.verifier_fixtures import SETTINGS, write_corpus
@@ -69,7 +69,7 @@ def _child_config(root, init):
 def test_killed_child_resumes_from_its_last_checkpoint(tiny_base, tmp_path):
     work = _child_config(tmp_path, tiny_base[0])
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "MLFLOW_RUN_ID": ""}
-    cmd = [sys.executable, "-m", "tasks.grpo", "--config", str(work / "run.json")]
+    cmd = [sys.executable, "-m", "tasks.train.grpo", "--config", str(work / "run.json")]
     first = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = work / "online/checkpoints/checkpoint-2/trainer_state.json"
     deadline = time.time() + 300

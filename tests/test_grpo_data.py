@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from tasks.annotate_steps import problem_messages
-from tasks.grpo_data import (assert_no_test_entities, cap_per_family, offline_curve, reward_curve,
+from tasks.annotate.steps import problem_messages
+from tasks.train.grpo_data import (assert_no_test_entities, cap_per_family, offline_curve, reward_curve,
                              reward_summary, rollout_prompts)
-from tasks.prompts import load_prompts
+from tasks.common.prompts import load_prompts
 from tasks.verifiers.fitted import fit_verifiers, held_out_entities
 from tests.grpo_fixtures import problems
 from tests.verifier_fixtures import SETTINGS, write_corpus
@@ -14,7 +14,7 @@ from tests.verifier_fixtures import SETTINGS, write_corpus
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_base):
-    from tasks.modeling import load_tokenizer
+    from tasks.lm.modeling import load_tokenizer
 
     return load_tokenizer(tiny_base[0])
 

@@ -2,8 +2,8 @@
 import pandas as pd
 import pytest
 
-from tasks.heldout import per_family, score_completions
-from tasks.prompts import load_prompts
+from tasks.train.heldout import per_family, score_completions
+from tasks.common.prompts import load_prompts
 from tests.grpo_fixtures import problems
 from tests.verifier_fixtures import SETTINGS, write_corpus
 

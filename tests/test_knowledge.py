@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from tasks import knowledge, schemas
-from tasks.errors import InputError
+from tasks.corpus import knowledge
+
+from tasks.common import schemas
+from tasks.common.errors import InputError
 from tests.conftest import PROJECT
 
 PERTURBQA = PROJECT / "data" / "raw" / "perturbqa"

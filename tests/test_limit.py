@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from tasks import limit as gen
-from tasks import limit_free, limit_report
-from tasks.errors import InputError
-from tasks.limit_beir import BeirSet
-from tasks.params import parse_params
+from tasks.limit import generator as gen
+from tasks.limit import free as limit_free
+from tasks.limit import report as limit_report
+from tasks.common.errors import InputError
+from tasks.limit.beir import BeirSet
+from tasks.common.params import parse_params
 
 
 # --- qrel patterns ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """MLflow server mode: ``scripts/mlflow_server.sh`` on loopback, two stages logging at once.
 
-Two processes open their stage's run with ``tasks.tracking.stage_run`` (the pipeline's own code,
+Two processes open their stage's run with ``tasks.common.tracking.stage_run`` (the pipeline's own code,
 pointed at the server by ``MLFLOW_TRACKING_URI`` alone), start together and each log many metric
 batches, a table and a text artifact. Both must finish without "database is locked", every step
 must be stored, and artifacts must land in the server's artifact destination.
@@ -23,8 +23,8 @@ WRITER = f"""
 import sys, time
 from pathlib import Path
 import pandas as pd
-from tasks.params import load_params
-from tasks.tracking import stage_run
+from tasks.common.params import load_params
+from tasks.common.tracking import stage_run
 
 stage, go = sys.argv[1], Path(sys.argv[2])
 params = load_params("params.yaml")

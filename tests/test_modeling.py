@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from tasks import modeling
-from tasks.modeling import CHAT_TOKENS, TAG_TOKENS, load_model, load_tokenizer, render_chat
-from tasks.params import BaseModelParams
+from tasks.lm import modeling
+from tasks.lm.modeling import CHAT_TOKENS, TAG_TOKENS, load_model, load_tokenizer, render_chat
+from tasks.common.params import BaseModelParams
 from tests.conftest import toy_texts
 
 

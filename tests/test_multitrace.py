@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from tasks.annotate_steps import problem_messages
-from tasks.multitrace import (GroupCollator, MultiTraceTrainer, TraceGroups, encode_trace, group_weights,
+from tasks.annotate.steps import problem_messages
+from tasks.train.multitrace import (GroupCollator, MultiTraceTrainer, TraceGroups, encode_trace, group_weights,
                               multitrace_loss, trace_table)
-from tasks.prompts import load_prompts
+from tasks.common.prompts import load_prompts
 from tests.grpo_fixtures import problems, traces
 
 PAPER = [1.0, 0.5, 0.5, 0.7, 0.2, -1.0]  # gold, short, long, redundant, no_reason, negative
@@ -59,7 +59,7 @@ def test_trace_table_groups_weights_and_prompts():
 
 
 def test_encode_trace_masks_the_prompt_and_cuts_its_start(tiny_base):
-    from tasks.modeling import load_tokenizer
+    from tasks.lm.modeling import load_tokenizer
 
     tok = load_tokenizer(tiny_base[0])
     prompt = [{"role": "system", "content": "s " * 50}, {"role": "user", "content": "q"}]
@@ -103,7 +103,7 @@ def test_collator_flattens_groups():
 def test_trainer_moves_weight_towards_the_gold_trace(tiny_base, tmp_path):
     from transformers import TrainingArguments
 
-    from tasks.modeling import load_model, load_tokenizer
+    from tasks.lm.modeling import load_model, load_tokenizer
 
     tok = load_tokenizer(tiny_base[0])
     prompt = [{"role": "user", "content": "Is CD3D a T cell marker?"}]

@@ -2,10 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import packing, schemas
-from tasks.errors import InputError
-from tasks.modeling import load_tokenizer
-from tasks.storage import write_table
+from tasks.train import packing
+
+from tasks.common import schemas
+from tasks.common.errors import InputError
+from tasks.lm.modeling import load_tokenizer
+from tasks.common.storage import write_table
 from tests.conftest import toy_texts
 
 

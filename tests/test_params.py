@@ -1,6 +1,6 @@
 import pytest
 
-from tasks.params import ParamsError, load_params, parse_params
+from tasks.common.params import ParamsError, load_params, parse_params
 from tests.conftest import PROJECT
 
 

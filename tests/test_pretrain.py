@@ -7,10 +7,12 @@ import time
 import pandas as pd
 import pytest
 
-from tasks import dispatch, packing
-from tasks.modeling import load_model, load_tokenizer
-from tasks.params import Pretrain
-from tasks.pretrain import last_complete_checkpoint
+from tasks.common import dispatch
+
+from tasks.train import packing
+from tasks.lm.modeling import load_model, load_tokenizer
+from tasks.common.params import Pretrain
+from tasks.train.pretrain import last_complete_checkpoint
 from tests.conftest import PROJECT, toy_texts
 
 
@@ -46,7 +48,7 @@ def test_two_process_cpu_accelerate_run(tiny_base, tmp_path, monkeypatch):
     monkeypatch.chdir(PROJECT)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     cfg = _run_config(tiny_base[0], tmp_path)
-    dispatch.launch("tasks.pretrain", ["--config", str(tmp_path / "run.json")],
+    dispatch.launch("tasks.train.pretrain", ["--config", str(tmp_path / "run.json")],
                     config_file=str(PROJECT / "configs/accelerate/cpu_ddp.yaml"))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["processes"] == 2
@@ -63,7 +65,7 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_base, tmp_path, monkeypatch
     monkeypatch.chdir(PROJECT)
     cfg = _run_config(tiny_base[0], tmp_path, token_budget=32 * 2 * 60, save_steps=10,
                        eval_steps=30)
-    cmd = dispatch.accelerate_command("tasks.pretrain", ["--config", str(tmp_path / "run.json")], cpu=True)
+    cmd = dispatch.accelerate_command("tasks.train.pretrain", ["--config", str(tmp_path / "run.json")], cpu=True)
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     env.pop("MLFLOW_RUN_ID", None)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -80,7 +82,7 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_base, tmp_path, monkeypatch
     killed_at = int(last_complete_checkpoint(tmp_path / "checkpoints").rsplit("-", 1)[1])
     assert 0 < killed_at < 60 and not (tmp_path / "metrics.json").exists()
 
-    dispatch.launch("tasks.pretrain", ["--config", str(tmp_path / "run.json")])
+    dispatch.launch("tasks.train.pretrain", ["--config", str(tmp_path / "run.json")])
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["resumed_from_step"] >= killed_at
     assert metrics["steps"] == 60

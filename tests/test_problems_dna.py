@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import schemas
-from tasks.errors import InputError
+from tasks.common import schemas
+from tasks.common.errors import InputError
 from tasks.problems.dna import best_relative, classes, pssm_of, relative_at, tf_binding_problems
-from tasks.storage import read_table
+from tasks.common.storage import read_table
 from tests.problems_fixtures import dna_table, motif_table
 
 

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from tasks import schemas
+from tasks.common import schemas
 from tasks.problems.choices import surface_cue_accuracy
 from tasks.problems.records import FAMILIES
 from tasks.problems.splits import check_families_present, check_leakage
-from tasks.storage import read_table
+from tasks.common.storage import read_table
 from tests.conftest import PROJECT
 from tests.textify_standins import write_standins
 

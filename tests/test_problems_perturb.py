@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import schemas
-from tasks.errors import InputError
+from tasks.common import schemas
+from tasks.common.errors import InputError
 from tasks.problems.perturb import neighbour_scores, perturb_problems, prompt_for
-from tasks.storage import read_table
+from tasks.common.storage import read_table
 
 
 def _pairs(seed=0):

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from tasks.knowledge import hmm_dir, protein_families
+from tasks.corpus.knowledge import hmm_dir, protein_families
 from tasks.problems.proteins import family_hits, family_members, load_hmms, protein_family_problems
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from tasks import prompts as pr
+from tasks.common import prompts as pr
 
 
 def test_every_category_has_a_teacher_focus():

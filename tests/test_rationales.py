@@ -7,9 +7,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from annotate_fixtures import problems, write_corpus  # noqa: E402
 
-from tasks.evidence_facts import Knowledge, best_site  # noqa: E402
-from tasks.rationales import EvidenceChecker, OfflineTeacher, derive_answer, write_rationale  # noqa: E402
-from tasks.teachers import Call  # noqa: E402
+from tasks.annotate.evidence import Knowledge, best_site  # noqa: E402
+from tasks.annotate.rationales import EvidenceChecker, OfflineTeacher, derive_answer, write_rationale  # noqa: E402
+from tasks.annotate.teachers import Call  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_translation_picks_the_encoded_protein(kb):
 
 
 def test_instruction_derivation_is_the_computation():
-    from tasks.derivations import derive
+    from tasks.annotate.derivations import derive
 
     assert derive({"kind": "cell_gene_present", "gene": "CD3D", "rank": None}, "no")[-1] == \
         "CD3D does not appear anywhere in the sentence."

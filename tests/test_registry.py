@@ -3,7 +3,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from tasks import registry
+from tasks.evaluate import registry
 
 NAME = "omicsforge"
 

@@ -1,4 +1,4 @@
-"""Retrievers, metrics and BEIR loading (tasks/retrieval.py, limit_metrics.py, limit_beir.py)."""
+"""Retrievers, metrics and BEIR loading (tasks/limit/retrieval.py, limit_metrics.py, limit_beir.py)."""
 from __future__ import annotations
 
 import json
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tasks import retrieval
+from tasks.limit import retrieval
 from tasks.cli import app
-from tasks.errors import InputError
-from tasks.limit_beir import BeirSet, load_beir, write_beir
-from tasks.limit_metrics import ndcg_at_k, recall_at_k, score_run
+from tasks.common.errors import InputError
+from tasks.limit.beir import BeirSet, load_beir, write_beir
+from tasks.limit.metrics import ndcg_at_k, recall_at_k, score_run
 
 LIMIT_SMALL = Path(__file__).resolve().parent.parent / "data" / "raw" / "limit-small"
 

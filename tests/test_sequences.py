@@ -8,10 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from tasks.cli import app
-from tasks.errors import InputError
-from tasks.params import Dna, Proteins
-from tasks.schemas import DnaWindows, ProteinSequences
-from tasks.sequences import dna_windows, protein_texts, resolve_sources, DNA_SUFFIXES
+from tasks.common.errors import InputError
+from tasks.common.params import Dna, Proteins
+from tasks.common.schemas import DnaWindows, ProteinSequences
+from tasks.textify.sequences import dna_windows, protein_texts, resolve_sources, DNA_SUFFIXES
 
 
 def fasta(path, records):

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from tasks import dispatch
-from tasks.modeling import load_model
-from tasks.params import Sft
-from tasks.pretrain import last_complete_checkpoint
+from tasks.common import dispatch
+from tasks.lm.modeling import load_model
+from tasks.common.params import Sft
+from tasks.train.pretrain import last_complete_checkpoint
 from tests.conftest import PROJECT
 from tests.sft_fixtures import write_chats
 
@@ -35,8 +35,8 @@ def _cfg(base, tmp_path, instruction_steps=4, cold_steps=4, **overrides):
 def test_assistant_only_mask_trains_the_reply_not_the_prompt(tiny_base, tmp_path):
     from trl import SFTTrainer
 
-    from tasks.modeling import load_tokenizer
-    from tasks.sft import chats, loss_mask_stats, sft_config
+    from tasks.lm.modeling import load_tokenizer
+    from tasks.train.sft import chats, loss_mask_stats, sft_config
 
     cfg = _cfg(tiny_base[0], tmp_path)
     p = Sft.model_validate(cfg["params"])
@@ -59,7 +59,7 @@ def test_two_process_cpu_sft_with_the_ddp_config(tiny_base, tmp_path, monkeypatc
     monkeypatch.chdir(PROJECT)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
     _cfg(tiny_base[0], tmp_path, instruction_steps=2, cold_steps=2)
-    dispatch.launch("tasks.sft", ["--config", str(tmp_path / "run.json")],
+    dispatch.launch("tasks.train.sft", ["--config", str(tmp_path / "run.json")],
                     config_file="configs/accelerate/cpu_ddp.yaml")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["processes"] == 2
@@ -71,7 +71,7 @@ def test_two_process_cpu_sft_with_the_ddp_config(tiny_base, tmp_path, monkeypatc
 def test_killed_sft_resumes_from_its_checkpoint(tiny_base, tmp_path, monkeypatch):
     monkeypatch.chdir(PROJECT)
     _cfg(tiny_base[0], tmp_path, instruction_steps=2, cold_steps=40, save_steps=4)
-    cmd = dispatch.accelerate_command("tasks.sft", ["--config", str(tmp_path / "run.json")], cpu=True)
+    cmd = dispatch.accelerate_command("tasks.train.sft", ["--config", str(tmp_path / "run.json")], cpu=True)
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     env.pop("MLFLOW_RUN_ID", None)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -89,7 +89,7 @@ def test_killed_sft_resumes_from_its_checkpoint(tiny_base, tmp_path, monkeypatch
     killed_at = int(last_complete_checkpoint(checkpoints).rsplit("-", 1)[1])
     assert 0 < killed_at < 40 and not (tmp_path / "metrics.json").exists()
 
-    dispatch.launch("tasks.sft", ["--config", str(tmp_path / "run.json")])
+    dispatch.launch("tasks.train.sft", ["--config", str(tmp_path / "run.json")])
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["phases"]["cold_start"]["resumed_from_step"] >= killed_at
     assert metrics["phases"]["cold_start"]["steps"] == 40

@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from tasks.errors import InputError
-from tasks.schemas import Markers
-from tasks.storage import atomic_path, read_table, write_table
+from tasks.common.errors import InputError
+from tasks.common.schemas import Markers
+from tasks.common.storage import atomic_path, read_table, write_table
 
 
 def _markers(n=2):

@@ -7,8 +7,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import pytest
 
 from fault_server import FaultServer  # noqa: E402
-from tasks.call_cache import CallCache
-from tasks.teachers import CachedClient, Call, InProcessBackend, OpenAIBackend
+from tasks.annotate.call_cache import CallCache
+from tasks.annotate.teachers import CachedClient, Call, InProcessBackend, OpenAIBackend
 
 
 def _calls(n: int) -> list[Call]:

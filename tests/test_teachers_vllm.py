@@ -1,5 +1,5 @@
 """The OpenAI-compatible teacher against a real vLLM server (CPU build) of the tiny Qwen3 that
-``tasks.modeling`` builds (the ``tiny_base`` fixture), on loopback."""
+``tasks.lm.modeling`` builds (the ``tiny_base`` fixture), on loopback."""
 import os
 import socket
 import subprocess
@@ -9,11 +9,11 @@ import time
 import httpx
 import pytest
 
-from tasks.annotate_steps import teach
-from tasks.call_cache import CallCache
-from tasks.params import Annotate
-from tasks.prompts import load_prompts
-from tasks.teachers import CachedClient, Call, OpenAIBackend
+from tasks.annotate.steps import teach
+from tasks.annotate.call_cache import CallCache
+from tasks.common.params import Annotate
+from tasks.common.prompts import load_prompts
+from tasks.annotate.teachers import CachedClient, Call, OpenAIBackend
 
 pytestmark = pytest.mark.slow
 

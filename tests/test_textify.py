@@ -10,10 +10,10 @@ import scipy.sparse as sp
 from typer.testing import CliRunner
 
 from tasks.cli import app
-from tasks.errors import InputError
-from tasks.params import Cells
-from tasks.cell_ranking import STATUS_NAMES, rank_cells, sentences, tie_ranks
-from tasks.textify import looks_transposed, open_cells, write_cell_sentences
+from tasks.common.errors import InputError
+from tasks.common.params import Cells
+from tasks.textify.ranking import STATUS_NAMES, rank_cells, sentences, tie_ranks
+from tasks.textify.cells import looks_transposed, open_cells, write_cell_sentences
 
 
 def counts_matrix(n_cells: int, n_genes: int, density: float, seed: int) -> sp.csr_matrix:

@@ -1,8 +1,8 @@
 import mlflow
 import pandas as pd
 
-from tasks.params import parse_params
-from tasks.tracking import NullTracker, stage_run
+from tasks.common.params import parse_params
+from tasks.common.tracking import NullTracker, stage_run
 
 
 def test_stage_run_tags_params_metrics_and_samples(mlflow_uri, monkeypatch):
@@ -22,7 +22,7 @@ def test_stage_run_tags_params_metrics_and_samples(mlflow_uri, monkeypatch):
 
 
 def test_null_tracker_has_the_same_surface():
-    from tasks.tracking import MlflowTracker
+    from tasks.common.tracking import MlflowTracker
 
     public = {n for n in dir(MlflowTracker) if not n.startswith("_")}
     assert public <= set(dir(NullTracker))

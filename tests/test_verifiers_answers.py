@@ -1,6 +1,6 @@
 import pytest
 
-from tasks.verifiers.answers import (canonical, choose, claimed_text, extract_answer, is_correct,
+from tasks.common.answers import (canonical, choose, claimed_text, extract_answer, is_correct,
                                      json_omim_id, normalise_binary, normalise_gene_set, normalise_label)
 
 

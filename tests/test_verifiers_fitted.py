@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tasks.errors import InputError
+from tasks.common.errors import InputError
 from tasks.verifiers.cell_type import genes_of
 from tasks.verifiers.fitted import fit_verifiers, load_verifiers, held_out_entities, training_cells
 from tests.verifier_fixtures import SETTINGS, problems, write_corpus

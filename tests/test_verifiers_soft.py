@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import knowledge
+from tasks.corpus import knowledge
 from tasks.verifiers.cell_type import CellTypeModel, fit_cell_type, genes_of
 from tasks.verifiers.perturbation import PerturbationModel, fit_perturbation
 from tasks.verifiers.phenotype import PhenotypeScorer, patient_terms

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from Bio import SeqIO
 
-from tasks import schemas
+from tasks.common import schemas
 from tasks.problems.alignment import resolve
-from tasks.storage import write_table
+from tasks.common.storage import write_table
 
 DNA_SOURCES = ["pyhmmer:tests/data/seqs/CP040672.1.genes_100.fna",
                "pyhmmer:tests/data/seqs/1390.SAMEA104415756.OFHT01000024.fna",

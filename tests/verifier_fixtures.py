@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks import schemas
-from tasks.params import Verifiers
-from tasks.storage import write_table
+from tasks.common import schemas
+from tasks.common.params import Verifiers
+from tasks.common.storage import write_table
 
 SETTINGS = Verifiers(weights={"correctness": 1.0, "format": 0.2, "cell_type": 0.5, "tf_binding": 0.5,
                               "protein_family": 0.5, "phenotype": 0.5, "perturbation": 0.5,

@@ -1,6 +1,6 @@
 """Reward functions ("verifiers") of the grpo and evaluate stages.
 
-- :mod:`~tasks.verifiers.answers`: the one place answers are extracted, normalised and compared;
+- :mod:`~tasks.common.answers`: the one place answers are extracted, normalised and compared;
 - :mod:`~tasks.verifiers.formatting`, :mod:`~tasks.verifiers.shaping`: format, length, repetition;
 - soft verifiers (models of biology): :mod:`~tasks.verifiers.cell_type`,
   :mod:`~tasks.verifiers.tf_binding`, :mod:`~tasks.verifiers.protein_family`,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from tasks.verifiers.answers import normalise_label
+from tasks.common.answers import normalise_label
 
 _CELL = re.compile(r"<cell>(.*?)</cell>", re.S)
 

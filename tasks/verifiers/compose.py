@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from tasks.params import Verifiers
-from tasks.verifiers.answers import claimed_text, completion_text, extract_answer, is_correct, normalise_binary
+from tasks.common.params import Verifiers
+from tasks.common.answers import claimed_text, completion_text, extract_answer, is_correct, normalise_binary
 from tasks.verifiers.cell_type import genes_of
 from tasks.verifiers.fitted import VerifierBundle
 from tasks.verifiers.formatting import format_reward

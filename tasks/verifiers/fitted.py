@@ -20,10 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks import knowledge, schemas
-from tasks.errors import InputError
-from tasks.params import Verifiers
-from tasks.storage import atomic_path, read_table
+from tasks.corpus import knowledge
+
+from tasks.common import schemas
+from tasks.common.errors import InputError
+from tasks.common.params import Verifiers
+from tasks.common.storage import atomic_path, read_table
 from tasks.verifiers.cell_type import CellTypeModel, fit_cell_type, genes_of
 from tasks.verifiers.perturbation import PerturbationModel, fit_perturbation
 from tasks.verifiers.phenotype import PhenotypeScorer

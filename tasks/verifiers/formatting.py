@@ -1,6 +1,6 @@
 """Format reward (Biomni-R0 style): one think block, then one answer block, and nothing after.
 
-Tags are matched like :func:`tasks.verifiers.answers.extract_answer` reads them (case and inner
+Tags are matched like :func:`tasks.common.answers.extract_answer` reads them (case and inner
 whitespace tolerated), so a completion that earns the format reward always yields an answer.
 
 >>> format_ok("<think>CD14 is high.</think>\\n<answer>CD14+ Monocyte</answer>\\n")
@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tasks.verifiers.answers import completion_text
+from tasks.common.answers import completion_text
 
 
 def _open(tag: str) -> str:

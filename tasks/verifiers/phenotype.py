@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from tasks.verifiers.answers import json_omim_id, normalise_label
+from tasks.common.answers import json_omim_id, normalise_label
 
 _HP = re.compile(r"HP:\d{7}")
 _DISEASE_ID = re.compile(r"\b(OMIM|ORPHA)\s*:\s*(\d+)\b", re.I)

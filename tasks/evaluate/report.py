@@ -1,0 +1,123 @@
+"""The evaluation table: checkpoints beside the problems stage's baselines, as markdown and plots.
+
+Baselines are computed with the problems stage's own functions on exactly the problems evaluated
+(``family_baselines`` on the train split + the evaluated test problems; the neighbour score of
+each PerturbQA pair from its evidence), so every column of the table scores the same questions;
+the full-test-split values of ``reports/problems/baselines.json`` go to metrics.json beside them.
+
+>>> table = markdown_table(["a"], {"x": {"a": 0.5}}, {"n": {"a": 4}}, "family")
+>>> table.splitlines()[2]
+'| a | 0.500 | 4 |'
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from tasks.evaluate.scoring import PERTURB, perturb_auroc
+from tasks.problems.baselines import family_baselines
+
+
+def subset_baselines(problems: pd.DataFrame, test: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Majority and random accuracy per family on the evaluated test problems, and the PerturbQA
+    neighbour predictor's per-gene AUROC on the evaluated pairs."""
+    pool = pd.concat([problems[problems["split"] == "train"], test])
+    per_type = family_baselines(pool)
+    majority, rand = {}, {}
+    for family, kinds in per_type.items():
+        n = sum(k["test_n"] for k in kinds.values())
+        majority[family] = round(sum(k["majority_accuracy"] * k["test_n"] for k in kinds.values()) / n, 4)
+        rand[family] = round(sum(k["random_accuracy"] * k["test_n"] for k in kinds.values()) / n, 4)
+    neighbour = {}
+    for family in PERTURB:
+        part = test[test["family"] == family]
+        if len(part):
+            scores = [json.loads(e)["neighbour_score"] for e in part["evidence"]]
+            neighbour[family] = perturb_auroc(part["evidence"], scores)["auroc"]
+    return {"majority": majority, "random": rand, "neighbour_auroc": neighbour}
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    if isinstance(value, (int, np.integer)):
+        return str(value)
+    return f"{value:.3f}"
+
+
+def markdown_table(rows: list[str], columns: Mapping[str, Mapping[str, float]],
+                   extra: Mapping[str, Mapping[str, float]], first: str) -> str:
+    """Rows x (checkpoint columns, then extra columns such as baselines or n)."""
+    names = list(columns) + list(extra)
+    lines = [f"| {first} | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+    for row in rows:
+        cells = [_cell(columns[c].get(row)) for c in columns] + [_cell(extra[c].get(row)) for c in extra]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report_markdown(metrics: dict) -> str:
+    """The whole table.md: accuracy, PerturbQA AUROC, format/length, macro-F1, Biomni-Eval1 rules."""
+    ckpts, base = metrics["checkpoints"], metrics["baselines"]
+    families = sorted(metrics["problems"])
+    acc = {c: {f: m["families"][f]["accuracy"] for f in families} | {"mean over families": m["mean_accuracy"]}
+           for c, m in ckpts.items()}
+    mean = {k: round(float(np.mean([base[k][f] for f in families if f in base[k]])), 4)
+            for k in ("majority", "random")}
+    extra = {"majority": base["majority"] | {"mean over families": mean["majority"]},
+             "random": base["random"] | {"mean over families": mean["random"]},
+             "n": metrics["problems"]}
+    out = ["# Evaluation", "", f"Profile `{metrics['profile']}`; greedy decoding, at most "
+           f"{metrics['max_new_tokens']} new tokens; answers read from the `<{metrics['answer_tag']}>` tag.",
+           "", "## Accuracy per family (test split)", "",
+           markdown_table(families + ["mean over families"], acc, extra, "family")]
+    perturb = [f for f in PERTURB if f in families]
+    if perturb:
+        auroc = {c: {f: m["perturbqa"].get(f, {}).get("auroc") for f in perturb} for c, m in ckpts.items()}
+        out += ["", "## PerturbQA: per-gene AUROC of P(yes) / P(up) after the answer tag, mean over cell lines",
+                "", markdown_table(perturb, auroc, {"neighbour predictor": base["neighbour_auroc"],
+                                                     "random": {f: 0.5 for f in perturb}}, "task")]
+    shape = {c: {"format compliance": m["format_rate"], "mean completion tokens": m["mean_completion_tokens"]}
+             for c, m in ckpts.items()}
+    out += ["", "## Format and length", "",
+            markdown_table(["format compliance", "mean completion tokens"], shape, {}, "measure")]
+    f1_rows = [f for f in families if any("macro_f1" in m["families"][f] for m in ckpts.values())]
+    if f1_rows:
+        f1 = {c: {f: m["families"][f].get("macro_f1") for f in f1_rows} for c, m in ckpts.items()}
+        out += ["", "## Macro-F1 of label answers", "", markdown_table(f1_rows, f1, {}, "family")]
+    tasks = sorted({t for m in ckpts.values() for t in m.get("biomni", {})})
+    if tasks:
+        bio = {c: {t: m["biomni"][t]["reward"] for t in tasks if t in m["biomni"]} for c, m in ckpts.items()}
+        out += ["", "## Biomni-Eval1 rules (our rare_disease / causal_gene answers in its form)", "",
+                markdown_table(tasks, bio, {}, "task")]
+    return "\n".join(out) + "\n"
+
+
+def accuracy_frames(metrics: dict) -> dict[str, pd.DataFrame]:
+    """One (family, accuracy) table per checkpoint and baseline, for DVC's bar plots."""
+    families = sorted(metrics["problems"])
+    frames = {c: pd.DataFrame({"family": families,
+                               "accuracy": [m["families"][f]["accuracy"] for f in families]})
+              for c, m in metrics["checkpoints"].items()}
+    for k in ("majority", "random"):
+        frames[k] = pd.DataFrame({"family": families,
+                                  "accuracy": [metrics["baselines"][k].get(f) for f in families]})
+    return frames
+
+
+def accuracy_figure(frames: Mapping[str, pd.DataFrame]):  # noqa: ANN201 (a matplotlib Figure)
+    import matplotlib.pyplot as plt
+
+    families = list(next(iter(frames.values()))["family"])
+    width = 0.8 / len(frames)
+    fig, ax = plt.subplots(figsize=(max(8, len(families) * 1.1), 4))
+    for i, (name, frame) in enumerate(frames.items()):
+        ax.bar(np.arange(len(families)) + i * width, frame["accuracy"].astype(float), width, label=name)
+    ax.set_xticks(np.arange(len(families)) + 0.4 - width / 2, families, rotation=30, ha="right")
+    ax.set(ylabel="accuracy", ylim=(0, 1), title="test accuracy per family")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
