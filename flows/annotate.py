@@ -29,7 +29,7 @@ from tasks.common.errors import InputError, run_stage
 from tasks.common.params import Annotate, load_params
 from tasks.common.prompts import load_prompts
 from tasks.annotate.rationales import EvidenceChecker, OfflineTeacher
-from tasks.common.storage import atomic_path, read_table, write_json, write_table
+from tasks.common.storage import atomic_path, read_table, write_csv, write_json, write_table
 from tasks.annotate.teachers import CachedClient, InProcessBackend, OpenAIBackend
 from tasks.common.tracking import stage_run
 
@@ -122,7 +122,7 @@ def annotate_flow() -> None:
 
         rates, fig = accept_plot(metrics["per_family"])
         REPORTS.mkdir(parents=True, exist_ok=True)
-        rates.to_csv(REPORTS / "accept_rates.csv", index=False)
+        write_csv(rates, REPORTS / "accept_rates.csv")
         write_json(metrics, REPORTS / "metrics.json")
         run.log_metrics(metrics)
         run.log_figure(fig, "annotate_accept_rate.png")

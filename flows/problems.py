@@ -27,7 +27,7 @@ from tasks.common.params import load_params
 from tasks.problems import (alignment, baselines, cells, choices, clinical, dna, instruction,
                             integration, perturb, proteins, report, splits)
 from tasks.problems.records import COLUMNS, FAMILIES, family_rng
-from tasks.common.storage import atomic_path, read_table, write_json, write_table
+from tasks.common.storage import atomic_path, read_table, write_csv, write_json, write_table
 from tasks.common.tracking import stage_run
 
 CORPUS, TEXTIFY = Path("data/corpus"), Path("data/textify")
@@ -158,7 +158,7 @@ def problems_flow() -> None:
         write_json(metrics, REPORTS / "metrics.json")
         write_json({"families": family_base, "perturbqa_per_gene_auroc": perturb_base},
                    REPORTS / "baselines.json")
-        histogram.to_csv(REPORTS / "prompt_lengths.csv", index=False)
+        write_csv(histogram, REPORTS / "prompt_lengths.csv")
         with atomic_path(REPORTS / "samples") as folder:
             folder.mkdir()
             for family in FAMILIES:

@@ -21,7 +21,7 @@ from tasks.common.errors import run_stage
 from tasks.common.params import Cells, Dna, Proteins, load_params
 from tasks.common.schemas import DnaWindows, ProteinSequences
 from tasks.textify.sequences import SeqCounts, dna_windows, protein_texts
-from tasks.common.storage import atomic_path, write_json, write_table
+from tasks.common.storage import atomic_path, write_csv, write_json, write_table
 from tasks.textify.cells import STATUS_NAMES, open_cells, write_cell_sentences
 from tasks.common.tracking import stage_run
 
@@ -118,8 +118,7 @@ def textify() -> dict:
         lengths = {"cells": cell_chars, "dna": dna_df["text"].str.len().to_numpy(),
                    "proteins": protein_df["text"].str.len().to_numpy()}
         write_json(metrics, REPORTS / "metrics.json")
-        with atomic_path(REPORTS / "lengths.csv") as tmp:
-            length_histogram(lengths).to_csv(tmp, index=False)
+        write_csv(length_histogram(lengths), REPORTS / "lengths.csv")
         run.log_metrics(metrics)
         run.log_table(cell_sample, "cells")
         run.log_table(dna_df, "dna")

@@ -1,4 +1,5 @@
 import pandas as pd
+from pathlib import Path
 import pytest
 
 from tasks.common.errors import InputError
@@ -51,3 +52,22 @@ def test_atomic_folder_replace(tmp_path):
 def test_missing_input_is_one_line(tmp_path):
     with pytest.raises(InputError, match="missing: run the stage"):
         read_table(tmp_path / "nope.parquet", Markers)
+
+
+def test_write_csv_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from tasks.common.storage import write_csv
+
+    path = tmp_path / "rates.csv"
+    write_csv(pd.DataFrame({"family": ["a"], "rate": [0.5]}), path)
+
+    def half_written(self, target, **kw):
+        Path(target).write_text("family,ra")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_written)
+    with pytest.raises(OSError):
+        write_csv(pd.DataFrame({"family": ["b"], "rate": [1.0]}), path)
+    assert path.read_text() == "family,rate\na,0.5\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["rates.csv"]

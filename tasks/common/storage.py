@@ -4,6 +4,8 @@
 >>> d = Path(tempfile.mkdtemp())
 >>> write_json({"n": 1}, d / "m.json"); json.loads((d / "m.json").read_text())
 {'n': 1}
+>>> write_csv(pd.DataFrame({"family": ["a"], "n": [2]}), d / "r.csv"); (d / "r.csv").read_text().splitlines()
+['family,n', 'a,2']
 """
 from __future__ import annotations
 
@@ -71,3 +73,9 @@ def read_table(path: str | Path, schema: Any, columns: list[str] | None = None) 
 def write_json(obj: Any, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> None:
+    """A report table as CSV (DVC metrics and plots read these), atomically, without the index."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
