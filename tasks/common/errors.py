@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -29,8 +30,24 @@ class _NoTracebackForInputErrors(logging.Filter):
         return True
 
 
+SERVER_TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+
+def _stop_temporary_servers() -> None:
+    # A temporary server that answered too late is still starting: stop it now rather than leave it
+    # to outlive the stage (Prefect keeps its instances in a private class dict; stop() is public).
+    from prefect.server.api.server import SubprocessASGIServer
+
+    for server in list(SubprocessASGIServer._instances.values()):
+        server.stop()
+
+
 def run_stage(flow: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    """Run a stage flow; bad input or params exit 2 with one line, never a bare traceback."""
+    """Run a stage flow; bad input or params exit 2 with one line, never a bare traceback.
+
+    A temporary Prefect API server that does not come up in time exits 3 with one line that
+    says what to set (the wait is sized for a busy machine in ``flows/__init__.py``).
+    """
     quiet = _NoTracebackForInputErrors()
     for handler in logging.getLogger("prefect").handlers + logging.getLogger().handlers:
         handler.addFilter(quiet)
@@ -39,3 +56,11 @@ def run_stage(flow: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     except (InputError, ParamsError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except RuntimeError as err:
+        if "ephemeral Prefect API server" not in str(err):
+            raise
+        _stop_temporary_servers()
+        print(f"error: Prefect's temporary API server did not answer within "
+              f"{os.environ.get(SERVER_TIMEOUT, '20')} s: raise {SERVER_TIMEOUT} (a busy machine), "
+              f"or start one server (make prefect-server) and set PREFECT_API_URL", file=sys.stderr)
+        sys.exit(3)
