@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.metrics import f1_score
 import pandas as pd
 
 from tasks.problems.baselines import per_gene_auroc
@@ -80,15 +81,15 @@ def score_completions(test: pd.DataFrame, completions: Sequence[str], n_tokens: 
 
 
 def macro_f1(gold: Sequence[str], predicted: Sequence[str | None]) -> float:
-    """Macro-F1 over the gold classes; an unreadable answer counts as wrong for its gold class."""
+    """Macro-F1 over the gold classes; an unreadable answer counts as wrong for its gold class.
+
+    >>> macro_f1(["a", "a", "b"], ["a", None, "b"])
+    0.8333
+    """
     classes = sorted(set(gold))
-    scores = []
-    for c in classes:
-        tp = sum(g == c and p == c for g, p in zip(gold, predicted))
-        fp = sum(g != c and p == c for g, p in zip(gold, predicted))
-        fn = sum(g == c and p != c for g, p in zip(gold, predicted))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return round(float(np.mean(scores)), 4)
+    predicted = ["" if p is None else p for p in predicted]  # "" is no class: wrong for any gold
+    return round(float(f1_score(list(gold), predicted, labels=classes, average="macro",
+                                zero_division=0)), 4)
 
 
 def family_metrics(scored: pd.DataFrame) -> dict[str, dict]:
