@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 # pip prints a warning per package for local index folders it cannot read; they are noise here.
 PIP_QUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: setup run test test-fast bench clean-env
+.PHONY: setup run test test-fast check-lock bench clean-env
 
 setup: $(STAMP)
 
@@ -30,11 +30,19 @@ run: setup
 	dvc repro
 	@echo "MLflow UI: mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
 
+# The whole suite: unit tests, doctests of every module, and the slow tier (servers, training
+# children, the end-to-end `dvc repro` on the smoke profile). pytest alone collects the same set
+# (pyproject.toml testpaths).
 test: setup
-	python -m pytest -q tests tasks flows
+	python -m pytest -q
 
+# The fast tier: no servers, no training runs, no end-to-end repro (under 5 minutes here).
 test-fast: setup
-	python -m pytest -q -m "not slow" tests tasks flows
+	python -m pytest -q -m "not slow"
+
+# dvc.lock must record the committed code and params (run on a clean checkout, as CI does).
+check-lock: setup
+	python scripts/check_lock.py
 
 # cell2sentence is installed only for the comparison, in a venv of its own (its licence forbids
 # copying its code; the project never imports it).
