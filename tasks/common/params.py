@@ -4,9 +4,9 @@ Every section may carry ``profiles: {<name>: {...}}``; when ``base.profile`` nam
 override the section's own (nested dicts merge). Unknown or mistyped keys fail with the key's
 dotted path, so a typo never silently falls back to a default.
 
->>> p = parse_params({"base": {"seed": 1, "profile": "smoke"}})
->>> (p.base.seed, p.base.profile)
-(1, 'smoke')
+>>> p = parse_params({"base": {"seed": 1, "profile": "smoke"}, "registry": {"profiles": {"smoke": {}}}})
+>>> (p.base.seed, p.base.profile, p.registry.model_name)
+(1, 'smoke', 'omicsforge')
 >>> _merge({"dna": {"window": 256, "stride": 256}}, {"dna": {"stride": 128}})
 {'dna': {'window': 256, 'stride': 128}}
 >>> parse_params({"base": {"seed": 1, "profil": "x"}})
@@ -76,7 +76,7 @@ class Cells(Section):
     obs_keys: list[str] = Field(default_factory=list, description="obs columns carried along.")
     top_k: int = Field(200, gt=0, description="Genes per cell sentence, highest expression first.")
     separator: str = Field(", ", description="Between gene names in the sentence.")
-    min_genes: int = Field(0, ge=0, description="QC: cells with fewer expressed genes are dropped.")
+    min_genes: int = Field(10, ge=0, description="QC: cells with fewer expressed genes are dropped.")
     min_counts: float = Field(0, ge=0, description="QC: cells with fewer total counts are dropped.")
     max_mito_fraction: float = Field(1.0, ge=0, le=1, description="QC: MT- fraction ceiling.")
     mito_prefix: str = Field("MT-", description="Gene-name prefix of mitochondrial genes (mt- in mouse).")
@@ -255,7 +255,7 @@ class Evaluate(Section):
     max_problems_per_family: int | None = Field(
         None, gt=0, description="Seeded cap on test problems per family (whole genes for PerturbQA); "
                                 "null: the whole test split.")
-    max_new_tokens: int = Field(256, gt=0, description="Completion budget per problem (greedy).")
+    max_new_tokens: int = Field(512, gt=0, description="Completion budget per problem (greedy).")
     register_model: bool = Field(True, description="Log the final checkpoint to the MLflow registry "
                            "(registry section) with the challenger alias.")
 
@@ -274,7 +274,7 @@ class Generation(Section):
     vllm_min_tokens: int = Field(20000, ge=0, description="prompts x n x max_new_tokens from which "
                                  "vLLM's engine start (~40-50 s on CPU) pays for itself.")
     batch_size: int = Field(16, gt=0, description="Prompts per transformers generate/forward batch.")
-    max_model_len: int = Field(1024, gt=0, description="vLLM context length (prompt + completion).")
+    max_model_len: int = Field(2048, gt=0, description="vLLM context length (prompt + completion).")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights dtype.")
     kv_cache_gib: int = Field(1, gt=0, description="VLLM_CPU_KVCACHE_SPACE on CPU.")
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM share of GPU memory.")
@@ -542,10 +542,39 @@ def _merge(into: dict, over: dict) -> dict:
     return out
 
 
-def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
-    """Validate a params dict, applying the active profile's overrides per section."""
+def profile_names(raw: dict[str, Any]) -> list[str]:
+    """``default`` and every profile some section of ``raw`` defines overrides for."""
+    names = {"default"}
+    for section in (raw or {}).values():
+        if isinstance(section, dict):
+            names |= set(section.get("profiles") or {})
+    return sorted(names)
+
+
+def parse_params(raw: dict[str, Any], source: str = "params.yaml",
+                 require: tuple[str, ...] = ()) -> Params:
+    """Validate a params dict, applying the active profile's overrides per section.
+
+    ``require`` names the sections a stage needs; a missing one fails with its name.
+
+    >>> parse_params({"base": {"profile": "tiny"}, "sft": {"profiles": {"smoke": {}}}})
+    Traceback (most recent call last):
+    ...
+    tasks.common.params.ParamsError: params.yaml: base.profile: unknown profile 'tiny' (known: default, smoke)
+    >>> parse_params({"base": {}}, require=("evaluate",))
+    Traceback (most recent call last):
+    ...
+    tasks.common.params.ParamsError: params.yaml: evaluate: missing section (the evaluate stage needs it)
+    """
     raw = dict(raw or {})
     profile = (raw.get("base") or {}).get("profile", "default")
+    known = profile_names(raw)
+    if profile not in known:
+        raise ParamsError(f"{source}: base.profile: unknown profile {profile!r} "
+                          f"(known: {', '.join(known)})")
+    for name in require:
+        if raw.get(name) is None:
+            raise ParamsError(f"{source}: {name}: missing section (the {name} stage needs it)")
     resolved: dict[str, Any] = {}
     for name, section in raw.items():
         if isinstance(section, dict) and "profiles" in section:
@@ -562,8 +591,11 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
         raise ParamsError(f"{source}: {key}: {problem}") from None
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> Params:
-    """Read and validate params.yaml (the only configuration source of every stage)."""
+def load_params(path: str | Path = PARAMS_FILE, require: tuple[str, ...] = ()) -> Params:
+    """Read and validate params.yaml (the only configuration source of every stage).
+
+    A stage passes the sections it reads as ``require`` (``load_params(require=("sft",))``).
+    """
     path = Path(path)
     with path.open() as fh:
-        return parse_params(yaml.safe_load(fh), source=str(path))
+        return parse_params(yaml.safe_load(fh), source=str(path), require=require)
