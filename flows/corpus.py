@@ -54,7 +54,7 @@ deduplicate = task(corpus.deduplicate, cache_policy=NO_CACHE)
 
 @flow(name="corpus")
 def corpus_flow() -> None:
-    params = load_params()
+    params = load_params(require=("corpus",))
     p = params.corpus
     with stage_run("corpus", params) as run:
         tables = dict(hpo_tables())

@@ -72,7 +72,7 @@ def free_embedding(cfg: Limit, seed: int) -> tuple[dict[int, int], list[float]]:
 
 @flow(name="limit")
 def limit() -> None:
-    params = load_params()
+    params = load_params(require=("limit",))
     cfg, seed = params.limit, params.base.seed
     with stage_run("limit", params) as run:
         needs_encoder = any(f in cfg.retrievers for f in ("dense", "hybrid", "late", "rerank"))

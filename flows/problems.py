@@ -80,7 +80,7 @@ def entity_splits(data: dict, members: pd.DataFrame, genes: pd.DataFrame, eligib
 
 @flow(name="problems")
 def problems_flow() -> None:
-    params = load_params()
+    params = load_params(require=("problems",))
     p, seed = params.problems, params.base.seed
     if p is None:
         raise InputError("params.yaml", "problems", "section missing")

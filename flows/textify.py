@@ -105,7 +105,7 @@ def _figure(lengths: dict[str, np.ndarray]):
 
 @flow(name="textify")
 def textify() -> dict:
-    params = load_params()
+    params = load_params(require=("textify",))
     cfg = params.textify
     with stage_run("textify", params) as run:
         with atomic_path(OUT) as out:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import psutil
+import pytest
 
 from tests.conftest import PROJECT
 
@@ -51,3 +52,15 @@ def test_server_that_never_answers_is_one_line_and_is_stopped(tmp_path):
     assert errors == [errors[0]] and "did not answer within 0 s" in errors[0]
     assert "Traceback" not in done.stderr
     assert _servers_of(str(tmp_path / "prefect")) == []
+
+
+@pytest.mark.slow
+def test_stage_without_its_params_section_names_it(tmp_path):
+    (tmp_path / "params.yaml").write_text("base: {seed: 0, profile: default}\n")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PYTHONPATH=str(PROJECT))
+    done = subprocess.run([sys.executable, "-m", "flows.corpus"], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "error: params.yaml: corpus: missing section (the corpus stage needs it)" in done.stderr
+    assert "Traceback" not in done.stderr
