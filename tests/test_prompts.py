@@ -8,6 +8,15 @@ def test_every_category_has_a_teacher_focus():
     assert all(f"teacher_{c}" in p for c in pr.CATEGORIES)
 
 
+def test_problem_messages_are_the_sft_chats_opening_turns():
+    p = pr.load_prompts(None)
+    rec = {"prompt": "Which cell type is this?", "answer_type": "label"}
+    sft = pr.sft_messages(rec, ["step one"], "so", "T cell", p, "solution")
+    assert pr.problem_messages(rec, p, "solution") == sft[:2]
+    assert "<think></think>" in sft[0]["content"] and "<solution></solution>" in sft[0]["content"]
+    assert sft[2]["content"] == "<think>\n1. step one\nso\n</think>\n<solution>T cell</solution>"
+
+
 def test_teacher_messages_carry_answer_evidence_and_passages():
     p = pr.load_prompts(None)
     msgs = pr.teacher_messages(p, "cell", "Which cell?", "B cell", '{"m": 1}', ["B cells express CD79A."])
