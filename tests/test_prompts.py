@@ -1,11 +1,12 @@
 import pytest
 
 from tasks.common import prompts as pr
+from tasks.common.schemas import CATEGORIES
 
 
 def test_every_category_has_a_teacher_focus():
     p = pr.load_prompts(None)
-    assert all(f"teacher_{c}" in p for c in pr.CATEGORIES)
+    assert all(f"teacher_{c}" in p for c in CATEGORIES)  # the one list of problem categories
 
 
 def test_problem_messages_are_the_sft_chats_opening_turns():

@@ -26,7 +26,6 @@ import string
 from pathlib import Path
 
 from tasks.common.answers import THINK_TAG
-from tasks.common.schemas import CATEGORIES
 
 
 TEACHER_SYSTEM = """\
