@@ -23,8 +23,8 @@ from tasks.common import dispatch
 from tasks.evaluate import scoring as ev
 from tasks.lm.generate import generate
 from tasks.lm.modeling import build_model, load_tokenizer
-from tasks.common.params import BaseModelParams, load_params
-from tasks.common.prompts import load_prompts
+from tasks.common.params import BaseModelParams, Verifiers, load_params
+from tasks.common.prompts import load_prompts, problem_messages
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int)
     args = parser.parse_args()
     params = load_params()
-    tag = params.annotate.answer_tag if params.annotate else "answer"
+    tag = Verifiers.answer_tag_of(params)
     with tempfile.TemporaryDirectory(prefix="sft-focus-") as tmp:
         tmp = Path(tmp)
         chats = pd.read_parquet("data/annotate/sft.parquet")
@@ -66,7 +66,7 @@ def main() -> None:
         problems = pd.read_parquet("data/problems/problems.parquet")
         test = ev.select_test(problems[problems["family"].isin(args.families)], args.max_per_family, 0)
         prompts = load_prompts(None)
-        messages = [ev.prompt_messages(r.prompt, r.answer_type, prompts, tag) for r in test.itertuples()]
+        messages = [problem_messages(r, prompts, tag) for r in test.to_dict("records")]
         began = time.perf_counter()
         completions = [c[0] for c in generate(model, messages, max_new_tokens=params.evaluate.max_new_tokens,
                                               temperature=0.0, settings=params.generation)]

@@ -26,7 +26,7 @@ from tasks.common import schemas
 from tasks.annotate.call_cache import CallCache
 from tasks.annotate.evidence import Knowledge
 from tasks.common.errors import InputError, run_stage
-from tasks.common.params import Annotate, load_params
+from tasks.common.params import Annotate, Verifiers, load_params
 from tasks.common.prompts import load_prompts
 from tasks.annotate.rationales import EvidenceChecker, OfflineTeacher
 from tasks.common.storage import atomic_path, read_table, write_csv, write_json, write_table
@@ -49,9 +49,9 @@ def make_teacher(p: Annotate, kb: Knowledge, generation):
     return kinds[p.teacher]()
 
 
-def make_solver(p: Annotate, teacher):
+def make_solver(p: Annotate, teacher, tag: str):
     if p.solver == "checker":
-        return EvidenceChecker(p.answer_tag)
+        return EvidenceChecker(tag)
     if p.solver == "teacher":
         if p.teacher == "offline":  # the offline teacher writes rationales; it cannot answer questions
             raise InputError("params.yaml", "annotate.solver",
@@ -85,11 +85,12 @@ def accept_plot(per_family: dict) -> tuple[pd.DataFrame, plt.Figure]:
 def annotate_flow() -> None:
     params = load_params()
     p = params.annotate
+    tag = Verifiers.answer_tag_of(params)  # the answer contract's tag: SFT chats teach what GRPO rewards
     prompts = load_prompts(p.prompts_dir)
     with stage_run("annotate", params) as run:
         problems = read_table(PROBLEMS, schemas.Problems)
         todo = steps.select_problems(problems[problems["family"] != steps.INSTRUCTION], p.max_problems_per_family)
-        instruction = steps.instruction_rows(problems, prompts, p.answer_tag)
+        instruction = steps.instruction_rows(problems, prompts, tag)
 
         passages = {}
         if p.rag.enabled:
@@ -100,14 +101,14 @@ def annotate_flow() -> None:
         cache = CallCache(Path(p.cache_dir) / "calls.sqlite")
         kb = Knowledge(CORPUS)
         teacher = CachedClient(make_teacher(p, kb, params.generation), cache)
-        solver = CachedClient(make_solver(p, teacher.backend), cache)
+        solver = CachedClient(make_solver(p, teacher.backend, tag), cache)
         taught = teach(todo, teacher, prompts, passages, p)
-        verdicts = verify(todo, taught, solver, prompts, p)
+        verdicts = verify(todo, taught, solver, prompts, p, tag)
 
         teacher_name = f"{p.teacher}:{teacher.backend.model}"
         traces = steps.trace_rows(todo, taught, verdicts, teacher_name,
                                   p.variants.model_dump(), params.base.seed)
-        sft = steps.sft_rows(todo, taught, verdicts, prompts, p.answer_tag)
+        sft = steps.sft_rows(todo, taught, verdicts, prompts, tag)
         metrics = steps.report(todo, taught, verdicts, [("teacher", teacher.stats.as_dict()),
                                                         ("solver", solver.stats.as_dict())])
         metrics["sft_examples"] = len(sft)

@@ -37,8 +37,8 @@ from tasks.common.errors import InputError, run_stage
 from tasks.evaluate.report import accuracy_figure, accuracy_frames, report_markdown, subset_baselines
 from tasks.lm.generate import generate, next_token_probs, renormalise
 from tasks.lm.modeling import load_tokenizer, render_chat
-from tasks.common.params import Annotate, load_params
-from tasks.common.prompts import load_prompts
+from tasks.common.params import Annotate, Verifiers, load_params
+from tasks.common.prompts import load_prompts, problem_messages
 from tasks.common.storage import atomic_path, read_table, write_json, write_table
 from tasks.common.tracking import _git_commit, stage_run
 from tasks.common.answers import claimed_text
@@ -59,7 +59,7 @@ def check_inputs(checkpoints: dict[str, str]) -> None:
 
 def evaluate_checkpoint(name: str, folder: str, test: pd.DataFrame, chats: list, params) -> pd.DataFrame:
     """Completions, scores and (PerturbQA) P(yes)/P(up) of one checkpoint on the test problems."""
-    e, tag = params.evaluate, (params.annotate or Annotate()).answer_tag
+    e, tag = params.evaluate, Verifiers.answer_tag_of(params)
     tokenizer = load_tokenizer(folder)
     completions = [c[0] for c in generate(folder, chats, max_new_tokens=e.max_new_tokens,
                                           temperature=0.0, seed=params.base.seed,
@@ -124,17 +124,16 @@ def register_final(params, metrics: dict) -> dict | None:
 def evaluate_flow() -> None:
     params = load_params()
     e, seed = params.evaluate, params.base.seed
-    annotate = params.annotate or Annotate()
+    annotate, tag = params.annotate or Annotate(), Verifiers.answer_tag_of(params)
     check_inputs(e.checkpoints)
     problems = read_table(PROBLEMS, schemas.Problems)
     test = ev.select_test(problems, e.max_problems_per_family, seed)
     prompts = load_prompts(annotate.prompts_dir)
-    chats = [ev.prompt_messages(r.prompt, r.answer_type, prompts, annotate.answer_tag)
-             for r in test.itertuples()]
+    chats = [problem_messages(r, prompts, tag) for r in test.to_dict("records")]
     with stage_run("evaluate", params) as run:
         predictions, metrics = [], {
             "profile": params.base.profile, "max_new_tokens": e.max_new_tokens,
-            "answer_tag": annotate.answer_tag, "problems": test["family"].value_counts().sort_index().to_dict(),
+            "answer_tag": tag, "problems": test["family"].value_counts().sort_index().to_dict(),
             "checkpoints": {}}
         for name, folder in e.checkpoints.items():
             scored = task(evaluate_checkpoint, name=f"evaluate-{name}", cache_policy=NO_CACHE)(

@@ -62,10 +62,6 @@ check = task(heldout_check, cache_policy=NO_CACHE)
 def _check_params(params: Params) -> None:
     if params.grpo is None or params.verifiers is None:
         raise InputError("params.yaml", "grpo", "the grpo stage needs the grpo and verifiers sections")
-    if params.annotate is not None and params.annotate.answer_tag != params.verifiers.answer_tag:
-        raise InputError("params.yaml", "verifiers.answer_tag",
-                         f"is {params.verifiers.answer_tag!r} but the policy was taught "
-                         f"annotate.answer_tag {params.annotate.answer_tag!r}")
     if not Path(params.grpo.init).is_dir():
         raise InputError(params.grpo.init, "folder", "start checkpoint (grpo.init) not found: "
                          "run the stage that writes it (dvc repro sft) or point grpo.init elsewhere")

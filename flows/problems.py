@@ -26,7 +26,8 @@ from tasks.corpus.knowledge import hmm_dir
 from tasks.common.params import load_params
 from tasks.problems import (alignment, baselines, cells, choices, clinical, dna, instruction,
                             integration, perturb, proteins, report, splits)
-from tasks.problems.records import COLUMNS, FAMILIES, family_rng
+from tasks.problems.records import COLUMNS, family_rng
+from tasks.common.schemas import FAMILIES
 from tasks.common.storage import atomic_path, read_table, write_csv, write_json, write_table
 from tasks.common.tracking import stage_run
 

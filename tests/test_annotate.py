@@ -27,16 +27,6 @@ def test_naming_every_option_in_step_one_is_not_a_leak():
     assert reason is None and trace.steps[0].startswith("Options")
 
 
-def test_same_answer_by_type():
-    assert an.same_answer("Yes, it does", "yes", "yes_no", [])
-    assert an.same_answer("ms4a1, CD79A", "CD79A, MS4A1", "gene_set", [])
-    assert not an.same_answer("CD79A", "CD79A, MS4A1", "gene_set", [])
-    gold = '{"disease_name": "X syndrome", "OMIM_ID": "OMIM:123"}'
-    assert an.same_answer('{"OMIM_ID": "omim:123", "disease_name": "other name"}', gold, "json", [])
-    assert not an.same_answer('{"OMIM_ID": "OMIM:124"}', gold, "json", [])
-    assert an.same_answer("C", "Monocyte", "multiple_choice", ["B cell", "T cell", "Monocyte"])
-
-
 def test_variants_follow_the_configured_fractions_and_rewards():
     steps = [f"step {i}." for i in range(10)]
     trace = an.Trace(steps, "Therefore B.")
@@ -67,6 +57,9 @@ def test_no_extraneous_pool_means_no_long_variant():
 def test_wrong_answer_comes_from_the_pool_without_choices():
     assert an.wrong_answer("B cell", "label", [], ["B cell", "T cell"], random.Random(0)) == "T cell"
     assert an.wrong_answer("B cell", "label", [], ["B cell"], random.Random(0)) is None
+    # the answer contract decides what is the same answer: a sign-less spelling is not "wrong"
+    assert an.wrong_answer("CD14+ Monocyte", "label", [], ["CD14 monocyte"], random.Random(0)) is None
+    assert an.wrong_answer("Yes", "yes_no", [], [], random.Random(0)) == "no"
 
 
 def test_short_answers_leak_only_when_stated():

@@ -15,10 +15,12 @@ from tasks.common.storage import read_table, write_table
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def _setup(root: Path, **annotate) -> None:
+def _setup(root: Path, answer_tag: str | None = None, **annotate) -> None:
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params["base"]["profile"] = "smoke"
     params["annotate"].update(annotate)
+    if answer_tag is not None:  # the answer contract's tag lives in the verifiers section
+        params["verifiers"]["answer_tag"] = answer_tag
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     write_corpus(root / "data" / "corpus")
     write_table(problems(), root / "data" / "problems" / "problems.parquet", schemas.Problems)

@@ -44,7 +44,7 @@ def test_llm_solver_sees_no_answer_and_its_answer_is_compared(tmp_path):
                          ("I cannot tell.", "disagreed")):
         with FaultServer([("ok", said)]) as server:
             client = CachedClient(OpenAIBackend(server.url, "solver"), CallCache(tmp_path / f"{status}{len(said)}.sqlite"))
-            verdict = steps.verify(_one(), taught, client, load_prompts(None), Annotate())["cell-ok-b"]
+            verdict = steps.verify(_one(), taught, client, load_prompts(None), Annotate(), "answer")["cell-ok-b"]
             sent = server.requests[0]["body"]["messages"][0]["content"]
         assert verdict["status"] == status
         assert "So B cell." not in sent and "1. Read it.\n2. CD79A is near the top." in sent

@@ -5,20 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.annotate import steps as annotate_steps
-
 from tasks.evaluate import biomni_eval
 from tasks.evaluate import scoring as ev
 from tasks.evaluate.report import report_markdown, subset_baselines
-from tasks.common.prompts import load_prompts
 from tests.evaluate_fixtures import problems
-
-
-def test_prompt_messages_are_the_sft_chats_opening_turns():
-    prompts = load_prompts(None)
-    rec = {"prompt": "Which cell type is this?", "answer_type": "label"}
-    sft = annotate_steps.sft_messages(rec, ["step one"], "so", "T cell", prompts, "answer")
-    assert ev.prompt_messages(rec["prompt"], "label", prompts, "answer") == sft[:2]
 
 
 def test_select_test_caps_families_and_keeps_whole_perturb_genes():

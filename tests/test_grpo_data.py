@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tasks.annotate.steps import problem_messages
+from tasks.common.prompts import problem_messages
 from tasks.train.grpo_data import (assert_no_test_entities, cap_per_family, offline_curve, reward_curve,
                              reward_summary, rollout_prompts)
 from tasks.common.prompts import load_prompts

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tasks.annotate.steps import problem_messages
+from tasks.common.prompts import problem_messages
 from tasks.train.multitrace import (GroupCollator, MultiTraceTrainer, TraceGroups, encode_trace, group_weights,
                               multitrace_loss, trace_table)
 from tasks.common.prompts import load_prompts

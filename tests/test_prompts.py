@@ -1,11 +1,21 @@
 import pytest
 
 from tasks.common import prompts as pr
+from tasks.common.schemas import CATEGORIES
 
 
 def test_every_category_has_a_teacher_focus():
     p = pr.load_prompts(None)
-    assert all(f"teacher_{c}" in p for c in pr.CATEGORIES)
+    assert all(f"teacher_{c}" in p for c in CATEGORIES)  # the one list of problem categories
+
+
+def test_problem_messages_are_the_sft_chats_opening_turns():
+    p = pr.load_prompts(None)
+    rec = {"prompt": "Which cell type is this?", "answer_type": "label"}
+    sft = pr.sft_messages(rec, ["step one"], "so", "T cell", p, "solution")
+    assert pr.problem_messages(rec, p, "solution") == sft[:2]
+    assert "<think></think>" in sft[0]["content"] and "<solution></solution>" in sft[0]["content"]
+    assert sft[2]["content"] == "<think>\n1. step one\nso\n</think>\n<solution>T cell</solution>"
 
 
 def test_teacher_messages_carry_answer_evidence_and_passages():

@@ -69,3 +69,14 @@ def test_stage_deps_cover_every_imported_project_file(stage):
         if not any(rel == d or rel.startswith(d + "/") for d in deps):
             missing.append(rel)
     assert not missing, f"dvc.yaml stage {stage!r} imports files not in its deps: {missing}"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_code_deps_are_only_what_it_imports(stage):
+    """A code dep the flow does not import would rerun the stage for nothing."""
+    spec = STAGES[stage]
+    module = spec["cmd"].split("python -m ", 1)[1].split()[0]
+    files = [f.relative_to(PROJECT).as_posix() for f in imported_files(module_file(module))]
+    code_deps = [str(d).rstrip("/") for d in spec.get("deps", []) if str(d).startswith(("flows/", "tasks/"))]
+    unused = [d for d in code_deps if not any(f == d or f.startswith(d + "/") for f in files)]
+    assert not unused, f"dvc.yaml stage {stage!r} lists code deps it never imports: {unused}"

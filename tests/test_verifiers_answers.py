@@ -1,7 +1,7 @@
 import pytest
 
-from tasks.common.answers import (canonical, choose, claimed_text, extract_answer, is_correct,
-                                     json_omim_id, normalise_binary, normalise_gene_set, normalise_label)
+from tasks.common.answers import (choose, claimed_text, claimed_value, extract_answer, is_correct,
+                                  json_omim_id, normalise_binary, normalise_gene_set, normalise_label)
 
 
 @pytest.mark.parametrize("completion, expected", [
@@ -56,8 +56,10 @@ def test_yes_no_and_direction():
     assert normalise_binary("Up-regulated") == "up" and normalise_binary("down") == "down"
     assert normalise_binary("maybe") is None
     assert is_correct("YES", "yes", "yes_no") and not is_correct("no", "yes", "yes_no")
-    assert is_correct("upregulated", "up", "label") is False  # label is compared as text
+    assert is_correct("upregulated", "up", "label")  # a label whose gold is up/down reads as one
     assert is_correct("upregulated", "up", "yes_no")
+    assert normalise_binary("Yes, clearly") == "yes" and normalise_binary("no idea") is None
+    assert not is_correct("no", "N", "label") and is_correct("n", "N", "label")  # a letter is a label
 
 
 def test_gene_sets_ignore_order_case_and_separators():
@@ -78,7 +80,7 @@ def test_biomni_json_is_compared_on_the_omim_id():
 
 def test_unknown_answer_type_is_an_error():
     with pytest.raises(ValueError, match="unknown answer_type"):
-        canonical("x", "number")
+        claimed_value("x", "x", "number")
 
 
 def test_claimed_text_for_soft_verifiers():

@@ -21,10 +21,10 @@ def test_format(completion, reward):
     assert format_reward(completion) == reward
 
 
-def test_format_tag_names_are_configurable():
-    text = "<reasoning>r</reasoning><solution>x</solution>"
-    assert format_reward(text, think_tag="reasoning", answer_tag="solution") == 1.0
-    assert format_reward(text) == 0.0
+def test_the_answer_tag_is_configurable_and_the_reasoning_block_is_always_think():
+    assert format_reward("<think>r</think><solution>x</solution>", answer_tag="solution") == 1.0
+    assert format_reward("<think>r</think><solution>x</solution>") == 0.0
+    assert format_reward("<reasoning>r</reasoning><solution>x</solution>", answer_tag="solution") == 0.0
 
 
 def test_length_penalty_grows_past_the_budget():

@@ -105,7 +105,8 @@ class Family:
     binary: tuple[str, str] = ("yes", "no")  # answers of a two-way decision (yes_no or e.g. up/down)
 
 
-FAMILIES = {
+# family -> how its rationale is written and checked (the families themselves: tasks.common.schemas.FAMILIES)
+FAMILY_RATIONALES = {
     "cell_type": Family(
         ef.cell_facts, "sum", math.inf,
         "The cell sentence ranks {n} genes by expression, highest first; known markers of a cell "
@@ -143,15 +144,15 @@ FAMILIES = {
         "with the candidate proteins position by position.",
         "Taking each candidate's best identity over the frames"),
 }
-FAMILIES["cell_dna_tf_expression"] = Family(
+FAMILY_RATIONALES["cell_dna_tf_expression"] = Family(
     ef.tf_expression_facts, "min", 0.0,
     "Two things must hold: the {n}-bp DNA must carry a site of the factor (its motif's best score "
     "reaching 80% of the score range), and the factor's gene must be among the {genes} genes of "
     "the cell sentence.",
     "Requiring both the site and the expression")
-FAMILIES["perturb_dir"] = Family(*[getattr(FAMILIES["perturb_de"], f) for f in
-                                   ("facts", "combine", "yes_at", "opening", "weighting")],
-                                  binary=("up", "down"))
+FAMILY_RATIONALES["perturb_dir"] = Family(
+    *[getattr(FAMILY_RATIONALES["perturb_de"], f) for f in ("facts", "combine", "yes_at", "opening", "weighting")],
+    binary=("up", "down"))
 
 
 def parse_facts(steps: Sequence[str]) -> list[tuple[str, dict]]:
@@ -193,12 +194,12 @@ def _as_answer(candidate: str, answer_type: str, choices: list[str]) -> str:
 
 def derive_answer(family: str, steps: Sequence[str], answer_type: str, choices: list[str]) -> str | None:
     """The answer the cited facts support, or None when the steps cite no fact this checker reads."""
-    if family not in FAMILIES:
+    if family not in FAMILY_RATIONALES:
         return None
     facts = parse_facts(steps)
     if not facts:
         return None
-    spec = FAMILIES[family]
+    spec = FAMILY_RATIONALES[family]
     if answer_type == "gene_set":  # the cited genes themselves, in the order of their ranks
         cited = {f["gene"]: float(f.get("rank", 0)) for _, f in facts if f.get("gene")}
         return ", ".join(sorted(cited, key=cited.get))
@@ -212,7 +213,7 @@ def derive_answer(family: str, steps: Sequence[str], answer_type: str, choices: 
 
 def write_rationale(problem: dict, kb: ef.Knowledge, attempt: int = 0) -> dict:
     """Steps and conclusion for one problem from what the knowledge supports (may not be the label)."""
-    family = FAMILIES.get(problem["family"])
+    family = FAMILY_RATIONALES.get(problem["family"])
     if family is None:
         return {"steps": [], "conclusion": "", "note": f"no knowledge for family {problem['family']}"}
     evidence = json.loads(problem["evidence"] or "{}")

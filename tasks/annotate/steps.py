@@ -16,9 +16,10 @@ import pandas as pd
 from tasks.annotate import traces as an
 from tasks.common import prompts as pr
 from tasks.annotate.derivations import derive
+from tasks.common.answers import extract_answer, judge
 from tasks.common.errors import InputError
 from tasks.common.params import Annotate
-from tasks.annotate.teachers import CachedClient, Call
+from tasks.annotate.teachers import CachedClient, Call, Reply
 
 INSTRUCTION = "instruction_alignment"
 
@@ -72,29 +73,35 @@ def teach(problems: pd.DataFrame, client: CachedClient, prompts: dict[str, str],
     return results
 
 
+def verdict(reply: Reply, answer: str, answer_type: str, choices: list[str], tag: str) -> dict:
+    """The reverse-verification filter on one solver reply: verified only when the answer contract
+    (``tasks.common.answers.judge``, the same rule as GRPO's correctness reward and evaluate's
+    scorer) says the reply gives the answer."""
+    said = extract_answer(reply.text or "", tag)
+    if reply.error is not None:
+        status, reason = "rejected", f"solver_error: {reply.error}"
+    elif said is None:
+        status, reason = "disagreed", "solver_no_answer"
+    elif judge(reply.text, answer, answer_type, choices, tag):
+        status, reason = "verified", None
+    else:
+        status, reason = "disagreed", "solver_disagreed"
+    return {"status": status, "reason": reason, "solver_answer": said}
+
+
 def verify(problems: pd.DataFrame, taught: dict[str, dict], client: CachedClient,
-           prompts: dict[str, str], p: Annotate) -> dict[str, dict]:
-    """Reverse verification: the solver sees the question and steps only and must reach the answer."""
+           prompts: dict[str, str], p: Annotate, tag: str) -> dict[str, dict]:
+    """Reverse verification: the solver sees the question and steps only and must reach the answer
+    inside the answer ``tag`` (``verifiers.answer_tag``)."""
     recs = [_record(r) for _, r in problems.iterrows() if taught[r["id"]]["trace"] is not None]
     calls = []
     for rec in recs:
         steps = taught[rec["id"]]["trace"].steps
-        messages = pr.solver_messages(prompts, rec["prompt"], steps, rec["answer_type"], p.answer_tag)
+        messages = pr.solver_messages(prompts, rec["prompt"], steps, rec["answer_type"], tag)
         context = {k: rec[k] for k in ("family", "answer_type", "choices")} | {"steps": steps}
         calls.append(Call(messages, {"temperature": 0.0, "max_tokens": p.solver_max_tokens}, context))
-    out = {}
-    for rec, reply in zip(recs, client.complete(calls)):
-        said = an.extract_tagged(reply.text, p.answer_tag)
-        if reply.error is not None:
-            status, reason = "rejected", f"solver_error: {reply.error}"
-        elif said is None:
-            status, reason = "disagreed", "solver_no_answer"
-        elif an.same_answer(said, rec["answer"], rec["answer_type"], rec["choices"]):
-            status, reason = "verified", None
-        else:
-            status, reason = "disagreed", "solver_disagreed"
-        out[rec["id"]] = {"status": status, "reason": reason, "solver_answer": said}
-    return out
+    return {rec["id"]: verdict(reply, rec["answer"], rec["answer_type"], rec["choices"], tag)
+            for rec, reply in zip(recs, client.complete(calls))}
 
 
 def trace_rows(problems: pd.DataFrame, taught: dict, verdicts: dict, teacher: str,
@@ -131,19 +138,6 @@ def trace_rows(problems: pd.DataFrame, taught: dict, verdicts: dict, teacher: st
     return pd.DataFrame(rows)
 
 
-def problem_messages(rec: dict, prompts: dict[str, str], tag: str) -> list[dict[str, str]]:
-    """System + user turns of a problem: what the policy sees in SFT, GRPO and evaluation."""
-    user = f"{rec['prompt']}\n\n{pr.answer_format(prompts, rec['answer_type'], tag)}"
-    return [{"role": "system", "content": prompts["sft_system"].format(tag=tag)},
-            {"role": "user", "content": user}]
-
-
-def sft_messages(rec: dict, steps: list[str], conclusion: str, answer: str,
-                 prompts: dict[str, str], tag: str) -> list[dict[str, str]]:
-    return problem_messages(rec, prompts, tag) + [
-        {"role": "assistant", "content": an.render_assistant(steps, conclusion, answer, tag)}]
-
-
 def sft_rows(problems: pd.DataFrame, taught: dict, verdicts: dict, prompts: dict[str, str],
              tag: str) -> pd.DataFrame:
     """Chat SFT data from verified gold traces (train split only)."""
@@ -153,7 +147,7 @@ def sft_rows(problems: pd.DataFrame, taught: dict, verdicts: dict, prompts: dict
             continue
         rec, trace = _record(row), taught[row["id"]]["trace"]
         rows.append({"id": rec["id"], "family": rec["family"], "split": "train",
-                     "messages": sft_messages(rec, trace.steps, trace.conclusion, rec["answer"], prompts, tag)})
+                     "messages": pr.sft_messages(rec, trace.steps, trace.conclusion, rec["answer"], prompts, tag)})
     return pd.DataFrame(rows, columns=["id", "family", "split", "messages"])
 
 
@@ -169,8 +163,8 @@ def instruction_rows(problems: pd.DataFrame, prompts: dict[str, str], tag: str) 
             raise InputError("data/problems/problems.parquet", f"problem {rec['id']!r}",
                              f"instruction_alignment evidence: {err}") from None
         rows.append({"id": rec["id"], "family": rec["family"], "split": "train",
-                     "messages": sft_messages(rec, steps, f"So the answer is {rec['answer']}.",
-                                              rec["answer"], prompts, tag)})
+                     "messages": pr.sft_messages(rec, steps, f"So the answer is {rec['answer']}.",
+                                                 rec["answer"], prompts, tag)})
     return pd.DataFrame(rows, columns=["id", "family", "split", "messages"])
 
 

@@ -162,8 +162,6 @@ class Annotate(Section):
     solver_model: str | None = Field(None, description="Solver model name when solver=openai.")
     solver_api_key_env: str | None = Field(None, description="NAME of the solver's API-key variable.")
     solver_max_tokens: int = Field(512, gt=0, description="Solver reply limit in tokens.")
-    answer_tag: str = Field("answer", pattern=r"^[a-z_]+$",
-                            description="Tag around the final answer (Biomni uses solution).")
     prompts_dir: str | None = Field(None, description="Folder of <name>.txt files overriding tasks/common/prompts.py.")
     cache_dir: str = Field(".cache/annotate", description="Scratch folder of the call store (untracked).")
     max_problems_per_family: int | None = Field(None, gt=0, description="Cap on train problems per family.")
@@ -410,8 +408,10 @@ class Verifiers(Section):
         description="Weight of each verifier in the composed reward; a verifier left out is not used.")
     normalise_per_group: bool = Field(
         False, description="Standardise each verifier within its GRPO group before the weighted sum.")
-    think_tag: str = Field("think", description="Tag of the reasoning block.")
-    answer_tag: str = Field("answer", description="Tag of the answer block (Biomni: solution).")
+    answer_tag: str = Field("answer", pattern=r"^[a-z_]+$",
+                            description="Tag around the final answer, for every stage: the answer "
+                                        "contract (tasks/common/answers.py) of annotate, grpo and "
+                                        "evaluate (Biomni: solution). The reasoning block is always <think>.")
     length_budget: int = Field(512, gt=0, description="Completion tokens before the length penalty starts.")
     repetition_ngram: int = Field(4, gt=0, description="Word n-gram size for the repetition penalty.")
     motif_background: Literal["uniform", "gc"] = Field(
@@ -423,6 +423,12 @@ class Verifiers(Section):
     cell_type_c: float = Field(1.0, gt=0, description="Inverse L2 strength of the cell-type classifier.")
     perturbation_prior_strength: float = Field(
         10.0, gt=0, description="Pseudo-pairs shrinking PerturbQA rates towards the line's base rate.")
+
+    @staticmethod
+    def answer_tag_of(params: "Params") -> str:
+        """``verifiers.answer_tag``, or its default when params.yaml has no verifiers section."""
+        return params.verifiers.answer_tag if params.verifiers is not None else \
+            Verifiers.model_fields["answer_tag"].default
 
 
 

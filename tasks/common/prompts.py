@@ -1,9 +1,11 @@
-"""Every prompt of the annotate stage, in one place, overridable by files a user drops in a folder.
+"""Every prompt, in one place, overridable by files a user drops in a folder.
 
 The teacher sees the problem, the correct answer and the evidence (asymmetric information) and is
 asked to write the path from the data to the answer *without* saying it was given the answer. The
 solver sees the question and the steps only. The SFT system prompt and the answer-format
-instructions are what the trained model will see.
+instructions are what the trained model will see: :func:`problem_messages` builds them, the one
+prompt builder of SFT (annotate), GRPO and evaluate, and :func:`render_assistant` the one format of
+an assistant turn (reasoning in ``<think>``, the answer in ``verifiers.answer_tag``).
 
 A user overrides any prompt by putting ``<name>.txt`` in the folder named by
 ``annotate.prompts_dir``; names are the keys of :data:`PROMPTS` (``teacher_cell``,
@@ -15,14 +17,16 @@ fields; an override that drops a field the stage fills in fails at load with the
 True
 >>> answer_format(p, "yes_no", "answer")
 'Finish with your final answer, yes or no, inside <answer></answer>.'
+>>> [m["role"] for m in problem_messages({"prompt": "Which cell?", "answer_type": "label"}, p, "answer")]
+['system', 'user']
 """
 from __future__ import annotations
 
 import string
 from pathlib import Path
 
-CATEGORIES = ("cell", "dna", "protein", "multiomics_alignment", "multiomics_integration",
-              "instruction_alignment", "clinical")
+from tasks.common.answers import THINK_TAG
+
 
 TEACHER_SYSTEM = """\
 You are an expert computational biologist writing a worked solution for a student.
@@ -84,7 +88,7 @@ Steps:
 
 {answer_format}"""
 
-SFT_SYSTEM = ("You are a biology reasoning assistant. Think step by step inside <think></think>, "
+SFT_SYSTEM = (f"You are a biology reasoning assistant. Think step by step inside <{THINK_TAG}></{THINK_TAG}>, "
               "then give the final answer inside <{tag}></{tag}>.")
 
 FORMATS = {
@@ -163,3 +167,28 @@ def solver_messages(prompts: dict[str, str], question: str, steps: list[str], an
     numbered = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps))
     return [{"role": "user", "content": prompts["solver"].format(
         question=question, steps=numbered, answer_format=answer_format(prompts, answer_type, tag))}]
+
+
+def problem_messages(rec: dict, prompts: dict[str, str], tag: str) -> list[dict[str, str]]:
+    """System + user turns of a problem (``rec`` has ``prompt`` and ``answer_type``): what the policy
+    sees in SFT, GRPO and evaluation."""
+    user = f"{rec['prompt']}\n\n{answer_format(prompts, rec['answer_type'], tag)}"
+    return [{"role": "system", "content": prompts["sft_system"].format(tag=tag)},
+            {"role": "user", "content": user}]
+
+
+def render_assistant(steps: list[str], conclusion: str, answer: str, tag: str) -> str:
+    """The assistant turn: numbered steps and the conclusion in <think>, the answer in the tag.
+
+    >>> render_assistant(["a", "b"], "so c", "c", "answer")
+    '<think>\\n1. a\\n2. b\\nso c\\n</think>\\n<answer>c</answer>'
+    """
+    body = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps))
+    return f"<{THINK_TAG}>\n{body}\n{conclusion}\n</{THINK_TAG}>\n<{tag}>{answer}</{tag}>"
+
+
+def sft_messages(rec: dict, steps: list[str], conclusion: str, answer: str,
+                 prompts: dict[str, str], tag: str) -> list[dict[str, str]]:
+    """A whole SFT chat: the problem's turns and the rendered assistant turn."""
+    return problem_messages(rec, prompts, tag) + [
+        {"role": "assistant", "content": render_assistant(steps, conclusion, answer, tag)}]

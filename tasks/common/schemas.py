@@ -11,6 +11,8 @@ import numpy as np
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from tasks.common.answers import ANSWER_TYPES
+
 DNA_ALPHABET = frozenset("ACGTN")
 PROTEIN_ALPHABET = frozenset("ACDEFGHIKLMNPQRSTVWYXBZUO")
 
@@ -147,9 +149,13 @@ class ProteinSequences(_Strict):
 
 # --- problems -----------------------------------------------------------------------------------
 
-PROBLEM_CATEGORIES = ["cell", "dna", "protein", "multiomics_alignment", "multiomics_integration",
-                      "instruction_alignment", "clinical"]
-ANSWER_TYPES = ["label", "multiple_choice", "yes_no", "gene_set", "json"]
+# The one definition of the problem vocabulary; answer types belong to the answer contract.
+CATEGORIES = ("cell", "dna", "protein", "multiomics_alignment", "multiomics_integration",
+              "instruction_alignment", "clinical")
+FAMILIES = ("cell_type", "perturb_de", "perturb_dir", "tf_binding", "protein_family",
+            "rare_disease", "causal_gene", "dna_to_protein", "cell_dna_tf_expression",
+            "instruction_alignment")
+TASK_KINDS = ("annotation", "explanation", "")
 
 
 class Problems(_Strict):
@@ -157,12 +163,12 @@ class Problems(_Strict):
 
     id: Series[str] = pa.Field(unique=True)
     family: Series[str]
-    category: Series[str] = pa.Field(isin=PROBLEM_CATEGORIES)
-    task_kind: Series[str] = pa.Field(isin=["annotation", "explanation", ""])
+    category: Series[str] = pa.Field(isin=list(CATEGORIES))
+    task_kind: Series[str] = pa.Field(isin=list(TASK_KINDS))
     modality: Series[str]
     prompt: Series[str] = pa.Field(str_length={"min_value": 1})
     answer: Series[str] = pa.Field(str_length={"min_value": 1})
-    answer_type: Series[str] = pa.Field(isin=ANSWER_TYPES)
+    answer_type: Series[str] = pa.Field(isin=list(ANSWER_TYPES))
     choices: Series[object]  # list[str] in presented order; empty unless multiple choice
     evidence: Series[str]  # JSON object
     split: Series[str] = pa.Field(isin=["train", "test"])
@@ -241,7 +247,7 @@ class EvalPredictions(_Strict):
     checkpoint: Series[str]
     problem_id: Series[str]
     family: Series[str]
-    answer_type: Series[str] = pa.Field(isin=ANSWER_TYPES)
+    answer_type: Series[str] = pa.Field(isin=list(ANSWER_TYPES))
     answer: Series[str]
     completion: Series[str]
     extracted: Series[str] = pa.Field(nullable=True)  # content of the answer tag; null if none

@@ -2,10 +2,11 @@
 
 * :func:`select_test`: each family's test problems, capped by a seeded sample; PerturbQA families
   keep whole (cell line, gene) groups, because their metric is an AUROC per downstream gene.
-* :func:`prompt_messages`: the SFT system prompt and answer-format instruction, from annotate's
-  prompts module (``tasks/common/prompts.py``), so a checkpoint is asked exactly what SFT trained on.
-* :func:`score_completions`: answer from the answer tag (``tasks/common/answers.py``),
-  correctness, format compliance (``tasks/verifiers/formatting.py``), completion length.
+* prompts are ``tasks.common.prompts.problem_messages``, so a checkpoint is asked exactly what SFT
+  trained on.
+* :func:`score_completions`: answer from the answer tag and correctness by the answer contract
+  (``tasks.common.answers.judge``, the same verdict as annotate's reverse verification and GRPO's
+  correctness reward), format compliance (``tasks/verifiers/formatting.py``), completion length.
 * :func:`answer_prefixes` + :func:`perturb_auroc`: PerturbQA as the benchmark scores it, a per-pair
   score P(yes) (``perturb_de``) or P(up) (``perturb_dir``) read off the next-token distribution
   right after the answer tag opens, then ROC AUC per downstream gene averaged over genes
@@ -25,8 +26,7 @@ from sklearn.metrics import f1_score
 import pandas as pd
 
 from tasks.problems.baselines import per_gene_auroc
-from tasks.common.prompts import answer_format
-from tasks.common.answers import canonical, extract_answer, is_correct, normalise_label
+from tasks.common.answers import claimed_value, extract_answer, gold_value, judge
 from tasks.verifiers.formatting import format_ok
 
 PERTURB = {"perturb_de": ("yes", "no"), "perturb_dir": ("up", "down")}
@@ -55,29 +55,29 @@ def select_test(problems: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFr
     return pd.concat(parts).sort_values("id").reset_index(drop=True)
 
 
-def prompt_messages(prompt: str, answer_type: str, prompts: dict[str, str], tag: str) -> list[dict]:
-    """System + user turns exactly as annotate's SFT chats open (the assistant turn left open)."""
-    return [{"role": "system", "content": prompts["sft_system"].format(tag=tag)},
-            {"role": "user", "content": f"{prompt}\n\n{answer_format(prompts, answer_type, tag)}"}]
-
-
 def _choices(row) -> list[str] | None:
     choices = list(row["choices"]) if row["choices"] is not None else []
     return choices or None
 
 
+def score_problem(row, text: str, tag: str) -> dict:
+    """One problem's score: the extracted answer, whether it is right (:func:`judge`), format."""
+    return {"extracted": extract_answer(text, tag),
+            "correct": judge(text, row["answer"], row["answer_type"], _choices(row), tag),
+            "format_ok": format_ok(text, tag)}
+
+
 def score_completions(test: pd.DataFrame, completions: Sequence[str], n_tokens: Sequence[int],
-                      tag: str, think_tag: str = "think") -> pd.DataFrame:
+                      tag: str) -> pd.DataFrame:
     """One row per problem: the extracted answer, whether it is right, format, length."""
     rows = []
     for (_, row), text, length in zip(test.iterrows(), completions, n_tokens):
-        extracted = extract_answer(text, tag)
         rows.append({"problem_id": row["id"], "family": row["family"],
                      "answer_type": row["answer_type"], "answer": row["answer"],
-                     "completion": text, "extracted": extracted,
-                     "correct": bool(is_correct(extracted, row["answer"], row["answer_type"], _choices(row))),
-                     "format_ok": format_ok(text, think_tag, tag), "completion_tokens": int(length)})
-    return pd.DataFrame(rows)
+                     "completion": text, **score_problem(row, text, tag),
+                     "completion_tokens": int(length)})
+    return pd.DataFrame(rows, columns=["problem_id", "family", "answer_type", "answer", "completion",
+                                       "extracted", "correct", "format_ok", "completion_tokens"])
 
 
 def macro_f1(gold: Sequence[str], predicted: Sequence[str | None]) -> float:
@@ -101,8 +101,9 @@ def family_metrics(scored: pd.DataFrame) -> dict[str, dict]:
                  "mean_completion_tokens": round(float(group["completion_tokens"].mean()), 1)}
         labels = group[group["answer_type"].isin(LABEL_TYPES)]
         if len(labels):
-            gold = [normalise_label(a) for a in labels["answer"]]
-            pred = [canonical(e, t) for e, t in zip(labels["extracted"], labels["answer_type"])]
+            gold = [gold_value(a, t) for a, t in zip(labels["answer"], labels["answer_type"])]
+            pred = [claimed_value(e, a, t) for e, a, t in
+                    zip(labels["extracted"], labels["answer"], labels["answer_type"])]
             entry["macro_f1"] = macro_f1(gold, pred)
         out[family] = entry
     return out

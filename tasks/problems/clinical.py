@@ -24,6 +24,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from tasks.common.answers import is_correct
 from tasks.problems.choices import PositionDealer, UsageBalancer, arrange, words
 from tasks.problems.records import lettered, problem
 
@@ -39,12 +40,9 @@ def biomni_answer(choice: str) -> dict[str, str]:
 
 
 def matches_biomni(prediction: str | dict, answer: str) -> bool:
-    """Biomni-Eval1 scores a rare-disease answer on the OMIM id alone."""
-    try:
-        pred = json.loads(prediction) if isinstance(prediction, str) else prediction
-        return str(pred.get("OMIM_ID", "")).removeprefix("OMIM:").strip() == biomni_answer(answer)["OMIM_ID"]
-    except (ValueError, AttributeError):
-        return False
+    """Biomni-Eval1 scores a rare-disease answer on the OMIM id alone (the answer contract's json rule)."""
+    text = prediction if isinstance(prediction, str) else json.dumps(prediction)
+    return is_correct(text, json.dumps(biomni_answer(answer)), "json")
 
 
 class Ontology:

@@ -20,13 +20,6 @@ import numpy as np
 
 COLUMNS = ["id", "family", "category", "task_kind", "modality", "prompt", "answer", "answer_type",
            "choices", "evidence", "split", "source_ids", "entity"]
-FAMILIES = ["cell_type", "perturb_de", "perturb_dir", "tf_binding", "protein_family",
-            "rare_disease", "causal_gene", "dna_to_protein", "cell_dna_tf_expression",
-            "instruction_alignment"]
-CATEGORIES = ["cell", "dna", "protein", "multiomics_alignment", "multiomics_integration",
-              "instruction_alignment", "clinical"]
-ANSWER_TYPES = ["label", "multiple_choice", "yes_no", "gene_set", "json"]
-TASK_KINDS = ["annotation", "explanation", ""]
 LETTERS = "ABCDEFGHIJ"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 

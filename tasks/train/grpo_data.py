@@ -1,7 +1,7 @@
 """Inputs and reports of the grpo stage: rollout prompts, the leakage guard, the reward curve.
 
-The policy sees exactly the prompts it was fine-tuned on: annotate's ``problem_messages`` (system
-prompt + problem + answer format). Online GRPO trains on train problems only; its soft verifiers
+The policy sees exactly the prompts it was fine-tuned on: ``problem_messages`` of
+``tasks.common.prompts`` (system prompt + problem + answer format). Online GRPO trains on train problems only; its soft verifiers
 are fitted on the training split and :func:`assert_no_test_entities` refuses a fitted folder
 that names any test entity.
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.annotate.steps import problem_messages
+from tasks.common.prompts import problem_messages
 from tasks.lm.modeling import render_chat
 from tasks.verifiers.fitted import held_out_entities
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from tasks.lm.generate import generate
 from tasks.common.params import Generation, Verifiers
-from tasks.common.answers import extract_answer, is_correct
+from tasks.common.answers import judge
 from tasks.verifiers.compose import combine, reward_function
 from tasks.verifiers.fitted import VerifierBundle
 from tasks.verifiers.formatting import format_reward
@@ -36,10 +36,10 @@ def score_completions(rows: pd.DataFrame, completions: list[str], bundle: Verifi
            for name, w in settings.weights.items() if w != 0}
     out = rows[["id", "family"]].copy()
     out["completion"] = completions
-    out["correct"] = [float(is_correct(extract_answer(c, settings.answer_tag), a, t, list(ch)))
+    out["correct"] = [float(judge(c, a, t, list(ch), settings.answer_tag))
                       for c, a, t, ch in zip(completions, rows["answer"], rows["answer_type"], rows["choices"])]
     out["reward"] = combine(per, settings.weights)
-    out["format_ok"] = [format_reward(c, settings.think_tag, settings.answer_tag) for c in completions]
+    out["format_ok"] = [format_reward(c, settings.answer_tag) for c in completions]
     return out
 
 

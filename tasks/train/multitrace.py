@@ -35,8 +35,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer
 
-from tasks.annotate import traces as an
-from tasks.annotate.steps import problem_messages
+from tasks.common.prompts import problem_messages, render_assistant
 from tasks.lm.modeling import EOS, render_chat
 
 TRACE_STATUSES = ("verified", "derived")  # a rejected problem has no traces to learn from
@@ -55,8 +54,8 @@ def group_weights(rewards: Sequence[float], alpha: float, eps: float = 1e-4) -> 
 
 def trace_table(traces: pd.DataFrame, problems: pd.DataFrame, prompts: dict[str, str], tag: str,
                 alpha: float, eps: float) -> pd.DataFrame:
-    """One row per usable trace: its problem's chat prompt (annotate's construction), the assistant
-    text (annotate's rendering), the fixed reward and its weight q within the problem's group."""
+    """One row per usable trace: its problem's chat prompt and the assistant text, built and rendered
+    as SFT saw them (``tasks.common.prompts``), the fixed reward and its weight q within the problem's group."""
     usable = traces[traces["status"].isin(TRACE_STATUSES) & traces["reward"].notna()]
     by_id = problems.set_index("id")
     missing = sorted(set(usable["problem_id"]) - set(by_id.index))
@@ -69,7 +68,7 @@ def trace_table(traces: pd.DataFrame, problems: pd.DataFrame, prompts: dict[str,
         weights = group_weights(group["reward"].to_numpy(), alpha, eps)
         for t, q in zip(group.itertuples(index=False), weights):
             rows.append({"group": pid, "family": t.family, "variant": t.variant, "prompt": prompt,
-                         "completion": an.render_assistant(list(t.steps), t.conclusion, t.answer, tag),
+                         "completion": render_assistant(list(t.steps), t.conclusion, t.answer, tag),
                          "reward": float(t.reward), "weight": float(q)})
     return pd.DataFrame(rows, columns=["group", "family", "variant", "prompt", "completion",
                                        "reward", "weight"])

@@ -14,6 +14,9 @@ Two ways to hand them to GRPOTrainer (``trl_reward_setup`` gives the first):
 - ``composed_reward``: the same weighted sum computed here (groups are the completions sharing a
   problem ``id``), for evaluate or any trainer that takes a single reward.
 
+Correctness is the answer contract's verdict (``tasks.common.answers.judge``), the same function
+annotate's reverse verification and evaluate's scorer call.
+
 Routing: correctness, format, length and repetition apply to every family; each soft verifier
 applies to the families in ``SOFT_FAMILIES``. A soft verifier gives 0.0 to a completion that
 claims nothing it can read (no answer tag, or an answer outside its domain).
@@ -27,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from tasks.common.params import Verifiers
-from tasks.common.answers import claimed_text, completion_text, extract_answer, is_correct, normalise_binary
+from tasks.common.answers import claimed_text, completion_text, extract_answer, judge, normalise_binary
 from tasks.verifiers.cell_type import genes_of
 from tasks.verifiers.fitted import VerifierBundle
 from tasks.verifiers.formatting import format_reward
@@ -60,12 +63,13 @@ def _claim(sample: Sample, settings: Verifiers) -> str | None:
 def correctness(sample: Sample, bundle: VerifierBundle, settings: Verifiers) -> float | None:
     if not sample.get("answer"):
         return None
-    text = extract_answer(sample["completion"], settings.answer_tag)
-    return 1.0 if is_correct(text, sample["answer"], sample["answer_type"], _choices(sample)) else 0.0
+    right = judge(sample["completion"], sample["answer"], sample["answer_type"], _choices(sample),
+                  settings.answer_tag)
+    return 1.0 if right else 0.0
 
 
 def format_(sample: Sample, bundle: VerifierBundle, settings: Verifiers) -> float | None:
-    return format_reward(sample["completion"], settings.think_tag, settings.answer_tag)
+    return format_reward(sample["completion"], settings.answer_tag)
 
 
 def length(sample: Sample, bundle: VerifierBundle, settings: Verifiers) -> float | None:
