@@ -83,7 +83,7 @@ def accept_plot(per_family: dict) -> tuple[pd.DataFrame, plt.Figure]:
 
 @flow(name="annotate")
 def annotate_flow() -> None:
-    params = load_params()
+    params = load_params(require=("annotate",))
     p = params.annotate
     tag = Verifiers.answer_tag_of(params)  # the answer contract's tag: SFT chats teach what GRPO rewards
     prompts = load_prompts(p.prompts_dir)

@@ -122,7 +122,7 @@ def register_final(params, metrics: dict) -> dict | None:
 
 @flow(name="evaluate")
 def evaluate_flow() -> None:
-    params = load_params()
+    params = load_params(require=("evaluate",))
     e, seed = params.evaluate, params.base.seed
     annotate, tag = params.annotate or Annotate(), Verifiers.answer_tag_of(params)
     check_inputs(e.checkpoints)
