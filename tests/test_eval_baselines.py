@@ -27,7 +27,7 @@ def cell_frame(n_per_type=12, seed=0):
             genes = list(rng.permutation(FILLER)[:4]) + MARKERS[t][:2]
             genes = [genes[k] for k in rng.permutation(len(genes))]
             prompt = f"Here is a cell sentence.\n<cell>{', '.join(genes)}</cell>\nWhich cell type?"
-            split = "test" if i % 4 == 0 else "train"
+            split = "test" if i % 3 == 0 else "train"
             if i % 2:
                 others = [o for o in types if o != t]
                 choices = [others[0], t, others[1]] if i % 3 else [t, *others]
@@ -125,3 +125,11 @@ def test_baseline_table_reports_every_family_with_intervals():
     dir_ = table[table["family"] == "perturb_dir"].set_index("baseline")
     assert dir_.loc["perturb_gene_rate", "accuracy"] == pytest.approx(0.5)
     assert dir_.loc["chance", "expected_chance"] == 0.5
+
+
+def test_baseline_table_by_answer_type():
+    table = baseline_table(cell_frame(), by=("family", "answer_type"))
+    logreg = table[table["baseline"] == "cell_type_logreg"].set_index("answer_type")
+    assert set(logreg.index) == {"label", "multiple_choice"}
+    assert logreg.loc["label", "expected_chance"] == pytest.approx(1 / 3)  # the train label set
+    assert logreg.loc["multiple_choice", "expected_chance"] == pytest.approx(1 / 3)

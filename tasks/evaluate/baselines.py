@@ -247,10 +247,12 @@ def correctness(test: pd.DataFrame, predictions: pd.Series,
     return pd.Series(values, index=test.index, dtype=object)
 
 
-def baseline_table(problems: pd.DataFrame, baselines: Mapping[str, Baseline] | None = None) -> pd.DataFrame:
-    """Fit every baseline on the train split, score it on the test split: one row per family and
-    baseline that answers there (n test problems, scored, accuracy, Wilson 95% low/high), plus
-    ``not_scorable`` (open answers) and ``expected_chance`` (mean 1/n options) per family."""
+def baseline_table(problems: pd.DataFrame, baselines: Mapping[str, Baseline] | None = None,
+                   by: tuple[str, ...] = ("family",)) -> pd.DataFrame:
+    """Fit every baseline on the train split, score it on the test split: one row per group (by
+    family, or e.g. ``("family", "answer_type")``) and baseline that answers there (n test
+    problems, scored, accuracy, Wilson 95% low/high), plus ``not_scorable`` (open answers) and
+    ``expected_chance`` (mean 1/n options over the scored problems)."""
     baselines = BASELINES if baselines is None else baselines
     problems = problems.reset_index(drop=True)
     train = problems[problems["split"] == "train"]
@@ -261,14 +263,15 @@ def baseline_table(problems: pd.DataFrame, baselines: Mapping[str, Baseline] | N
     rows = []
     for name, fn in baselines.items():
         correct = correctness(test, fn(train, test), opts)
-        for family, idx in test.groupby("family", sort=True).groups.items():
+        for key, idx in test.groupby(list(by), sort=True).groups.items():
             c = correct.loc[idx].dropna()
             if not len(c):
                 continue
             k, n = int(c.astype(bool).sum()), len(c)
             low, high = wilson(k, n)
-            rows.append({"family": family, "baseline": name, "n_test": len(idx),
+            rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                         "baseline": name, "n_test": len(idx),
                          "not_scorable": int((~scorable.loc[idx]).sum()), "scored": n,
                          "expected_chance": float(inverse.loc[idx].mean()),
                          "accuracy": k / n, "low": low, "high": high})
-    return pd.DataFrame(rows).sort_values(["family", "baseline"], kind="stable").reset_index(drop=True)
+    return pd.DataFrame(rows).sort_values([*by, "baseline"], kind="stable").reset_index(drop=True)
