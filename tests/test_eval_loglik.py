@@ -25,7 +25,7 @@ def tiny(tiny_base):
     return load_model(tiny_base[0], tokenizer).eval(), tokenizer
 
 
-@pytest.mark.parametrize("batch_size,max_rows", [(1, 64), (8, 64), (2, 3)])
+@pytest.mark.parametrize("batch_size,max_rows", [(None, 64), (8, 64), (2, 3)])
 def test_cached_batch_scores_equal_naive(tiny, batch_size, max_rows):
     model, tokenizer = tiny
     ctx = contexts(tokenizer, CHATS, prefix="<think>\n</think>\n")
