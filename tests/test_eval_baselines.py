@@ -1,0 +1,135 @@
+"""Non-LM baselines on small synthetic problem frames: fitted on train only, scored on test."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.evaluate.baselines import (baseline_table, cell_type_logreg, chance, correctness, majority,
+                                      options_of, perturb_gene_rate, protein_kmer_logreg)
+
+MARKERS = {"T cell": ["CD3D", "CD3E", "IL7R"], "B cell": ["MS4A1", "CD79A", "CD19"],
+           "NK cell": ["NKG7", "GNLY", "KLRD1"]}
+FILLER = ["ACTB", "B2M", "MALAT1", "TMSB4X", "EEF1A1", "RPL13", "RPS27", "FTL"]
+
+
+def row(pid, family, answer_type, answer, split, prompt="q", choices=(), evidence=None):
+    return {"id": pid, "family": family, "answer_type": answer_type, "answer": answer, "split": split,
+            "prompt": prompt, "choices": list(choices), "evidence": json.dumps(evidence or {})}
+
+
+def cell_frame(n_per_type=12, seed=0):
+    rng = np.random.default_rng(seed)
+    types = sorted(MARKERS)
+    rows = []
+    for t in types:
+        for i in range(n_per_type):
+            genes = list(rng.permutation(FILLER)[:4]) + MARKERS[t][:2]
+            genes = [genes[k] for k in rng.permutation(len(genes))]
+            prompt = f"Here is a cell sentence.\n<cell>{', '.join(genes)}</cell>\nWhich cell type?"
+            split = "test" if i % 3 == 0 else "train"
+            if i % 2:
+                others = [o for o in types if o != t]
+                choices = [others[0], t, others[1]] if i % 3 else [t, *others]
+                rows.append(row(f"{t}-{i}", "cell_type", "multiple_choice", t, split, prompt, choices,
+                                {"cell_type": t}))
+            else:
+                rows.append(row(f"{t}-{i}", "cell_type", "label", t, split, prompt,
+                                evidence={"cell_type": t}))
+    return pd.DataFrame(rows)
+
+
+def test_cell_type_logreg_learns_markers_and_ignores_other_families():
+    df = cell_frame()
+    other = pd.DataFrame([row("x1", "rare_disease", "json", "{}", "test")])
+    train, test = df[df["split"] == "train"], pd.concat([df[df["split"] == "test"], other])
+    pred = cell_type_logreg(train, test)
+    assert list(pred.index) == list(test.index)
+    assert pred.iloc[-1] is None
+    cells = test["family"] == "cell_type"
+    assert (pred[cells] == test.loc[cells, "answer"]).all()
+    for p, choices, kind in zip(pred[cells], test.loc[cells, "choices"], test.loc[cells, "answer_type"]):
+        assert kind != "multiple_choice" or p in choices
+
+
+def test_protein_kmer_logreg_separates_compositions():
+    rng = np.random.default_rng(0)
+    alphabets = {"kinase": "KKKRRDE", "globin": "LLAVVGG"}
+    rows = []
+    for fam, letters in alphabets.items():
+        for i in range(10):
+            seq = "".join(rng.choice(list(letters), 40))
+            choices = ["kinase", "globin"] if i % 2 else ["globin", "kinase"]
+            rows.append(row(f"{fam}{i}", "protein_family", "multiple_choice", fam,
+                            "test" if i < 3 else "train", f"Which family?\n<protein>{seq}</protein>", choices))
+    df = pd.DataFrame(rows)
+    train, test = df[df["split"] == "train"], df[df["split"] == "test"]
+    assert (protein_kmer_logreg(train, test) == test["answer"]).all()
+
+
+def perturb_frame():
+    rows, k = [], 0
+    for gene, positives in (("G1", 4), ("G2", 1)):
+        for j in range(5):  # G1: 4/5 positive in train; G2: 1/5
+            label = int(j < positives)
+            rows.append(row(f"p{k}", "perturb_dir", "label", "up" if label else "down", "train",
+                            evidence={"cell_line": "k562", "pert": f"P{j}", "gene": gene, "label": label}))
+            k += 1
+    for gene, answer in (("G1", "up"), ("G1", "down"), ("G2", "down"), ("G3", "up")):
+        rows.append(row(f"p{k}", "perturb_dir", "label", answer, "test",
+                        evidence={"cell_line": "k562", "pert": "PX", "gene": gene,
+                                  "label": int(answer == "up")}))
+        k += 1
+    return pd.DataFrame(rows)
+
+
+def test_perturb_gene_rate_uses_the_genes_training_pairs():
+    df = perturb_frame()
+    train, test = df[df["split"] == "train"], df[df["split"] == "test"]
+    pred = perturb_gene_rate(train, test)
+    # G1 rate 0.8 -> up, G2 rate 0.2 -> down, unseen G3 -> the line's rate 0.5 -> family 0.5 -> down
+    assert list(pred) == ["up", "up", "down", "down"]
+    assert list(correctness(test, pred, options_of(train, test))) == [True, False, True, False]
+
+
+def test_majority_and_chance():
+    train = pd.DataFrame([
+        row("t1", "tf_binding", "multiple_choice", "B", "train", choices=["A", "B", "C"]),
+        row("t2", "tf_binding", "multiple_choice", "E", "train", choices=["D", "E", "F"]),
+        row("t3", "tf_binding", "multiple_choice", "G", "train", choices=["G", "H", "I"]),
+        row("t4", "perturb_de", "yes_no", "no", "train"),
+        row("t5", "perturb_de", "yes_no", "no", "train"),
+        row("t6", "perturb_de", "yes_no", "yes", "train")])
+    test = pd.DataFrame([
+        row("s1", "tf_binding", "multiple_choice", "X", "test", choices=["Y", "X", "Z"]),
+        row("s2", "perturb_de", "yes_no", "yes", "test"),
+        row("s3", "cell_type", "gene_set", "CD3D", "test")])
+    assert list(majority(train, test)) == ["X", "no", None]  # position 1; label "no"; open answer
+    first, again = chance(train, test, seed=3), chance(train, test, seed=3)
+    assert list(first) == list(again) and first.iloc[2] is None
+    assert first.iloc[0] in ["Y", "X", "Z"] and first.iloc[1] in ["yes", "no"]
+
+
+def test_baseline_table_reports_every_family_with_intervals():
+    problems = pd.concat([cell_frame(), perturb_frame(),
+                          pd.DataFrame([row("g1", "cell_type", "gene_set", "CD3D", "test"),
+                                        row("g2", "cell_type", "gene_set", "CD3D", "train")])],
+                         ignore_index=True)
+    table = baseline_table(problems)
+    assert set(table["family"]) == {"cell_type", "perturb_dir"}
+    cell = table[table["family"] == "cell_type"].set_index("baseline")
+    assert set(cell.index) == {"chance", "majority", "cell_type_logreg"}
+    assert (cell["not_scorable"] == 1).all() and (cell["n_test"] == cell["scored"] + 1).all()
+    assert cell.loc["cell_type_logreg", "accuracy"] == 1.0
+    assert (table["low"] <= table["accuracy"]).all() and (table["accuracy"] <= table["high"]).all()
+    dir_ = table[table["family"] == "perturb_dir"].set_index("baseline")
+    assert dir_.loc["perturb_gene_rate", "accuracy"] == pytest.approx(0.5)
+    assert dir_.loc["chance", "expected_chance"] == 0.5
+
+
+def test_baseline_table_by_answer_type():
+    table = baseline_table(cell_frame(), by=("family", "answer_type"))
+    logreg = table[table["baseline"] == "cell_type_logreg"].set_index("answer_type")
+    assert set(logreg.index) == {"label", "multiple_choice"}
+    assert logreg.loc["label", "expected_chance"] == pytest.approx(1 / 3)  # the train label set
+    assert logreg.loc["multiple_choice", "expected_chance"] == pytest.approx(1 / 3)
