@@ -1,7 +1,10 @@
 """Stage ``evaluate``: every checkpoint on each family's test split, beside the baselines.
 
-For each checkpoint of ``evaluate.checkpoints`` (name -> model folder): greedy completions of the
-test problems in the SFT prompt format (``tasks/lm/generate.py``, engine from ``generation``), answers
+For each checkpoint of ``evaluate.checkpoints`` (name -> model folder), first the primary measure:
+log-likelihood scoring of every closed-answer problem of the whole test split
+(``tasks/evaluate/loglik.py``), with Wilson intervals, a paired bootstrap against the previous
+checkpoint and the baselines fitted on the train split (``tasks/evaluate/comparison.py``); then
+greedy completions of the (capped) test problems in the SFT prompt format (``tasks/lm/generate.py``, engine from ``generation``), answers
 read from the answer tag and scored by ``tasks/verifiers``; PerturbQA pairs also get P(yes)/P(up)
 right after the answer tag opens, scored by per-gene AUROC. Outputs: ``data/evaluate/
 predictions.parquet`` and ``biomni_predictions.parquet``, ``reports/evaluate/metrics.json``,
@@ -27,16 +30,14 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.evaluate import biomni_eval
-
-from tasks.evaluate import registry
+from tasks.evaluate import biomni_eval, comparison, loglik, registry
 
 from tasks.common import schemas
 from tasks.evaluate import scoring as ev
 from tasks.common.errors import InputError, run_stage
 from tasks.evaluate.report import accuracy_figure, accuracy_frames, report_markdown, subset_baselines
 from tasks.lm.generate import generate, next_token_probs, renormalise
-from tasks.lm.modeling import load_tokenizer, render_chat
+from tasks.lm.modeling import load_model, load_tokenizer, render_chat
 from tasks.common.params import Annotate, Verifiers, load_params
 from tasks.common.prompts import load_prompts, problem_messages
 from tasks.common.storage import atomic_path, read_table, write_json, write_table
@@ -55,6 +56,17 @@ def check_inputs(checkpoints: dict[str, str]) -> None:
             raise InputError(folder, f"checkpoint {name!r}", "no model (config.json or base_model.json)")
     if not BASELINES.is_file():
         raise InputError(BASELINES, "file", "missing: run the problems stage first")
+
+
+def loglik_checkpoint(name: str, folder: str, test: pd.DataFrame, chats: list, labels: dict,
+                      tag: str) -> pd.DataFrame:
+    """Log-likelihood of each option of every test problem under one checkpoint."""
+    tokenizer = load_tokenizer(folder)
+    model = load_model(folder, tokenizer).eval()
+    results = loglik.loglik_eval(model, tokenizer, test, loglik.contexts(tokenizer, chats, tag),
+                                 labels, tag)
+    results.insert(0, "checkpoint", name)
+    return results
 
 
 def evaluate_checkpoint(name: str, folder: str, test: pd.DataFrame, chats: list, params) -> pd.DataFrame:
@@ -130,10 +142,20 @@ def evaluate_flow() -> None:
     test = ev.select_test(problems, e.max_problems_per_family, seed)
     prompts = load_prompts(annotate.prompts_dir)
     chats = [problem_messages(r, prompts, tag) for r in test.to_dict("records")]
+    full_test = problems[problems["split"] == "test"].sort_values("id").reset_index(drop=True)
+    full_chats = [problem_messages(r, prompts, tag) for r in full_test.to_dict("records")]
+    labels = loglik.label_sets(problems)
     with stage_run("evaluate", params) as run:
+        scored_options = pd.concat([
+            task(loglik_checkpoint, name=f"loglik-{name}", cache_policy=NO_CACHE)(
+                name, folder, full_test, full_chats, labels, tag)
+            for name, folder in e.checkpoints.items()], ignore_index=True)
         predictions, metrics = [], {
             "profile": params.base.profile, "max_new_tokens": e.max_new_tokens,
             "answer_tag": tag, "problems": test["family"].value_counts().sort_index().to_dict(),
+            "loglik": comparison.loglik_metrics(scored_options),
+            "paired": comparison.paired_comparisons(scored_options, list(e.checkpoints), seed=seed),
+            "fitted_baselines": comparison.fitted_baselines(problems),
             "checkpoints": {}}
         for name, folder in e.checkpoints.items():
             scored = task(evaluate_checkpoint, name=f"evaluate-{name}", cache_policy=NO_CACHE)(
@@ -153,7 +175,9 @@ def evaluate_flow() -> None:
             write_table(predictions[[c for c in schemas.EvalPredictions.to_schema().columns]],
                         out / "predictions.parquet", schemas.EvalPredictions)
             biomni.to_parquet(out / "biomni_predictions.parquet", index=False)
-        table = report_markdown(metrics)
+            scored_options.to_parquet(out / "loglik.parquet", index=False)
+        table = report_markdown(metrics, comparison.loglik_markdown(
+            metrics["loglik"], metrics["paired"], metrics["fitted_baselines"]))
         frames = accuracy_frames(metrics)
         with atomic_path(REPORTS / "plots") as folder:
             folder.mkdir()
@@ -165,6 +189,7 @@ def evaluate_flow() -> None:
 
         run.log_metrics({c: {k: v for k, v in m.items() if k != "biomni"}
                          for c, m in metrics["checkpoints"].items()})
+        run.log_metrics({"loglik": metrics["loglik"]})
         run.log_text(table, "evaluate/table.md")
         run.log_table(predictions.drop(columns=["completion"]), "evaluate_predictions", rows=50)
         fig = accuracy_figure(frames)

@@ -46,7 +46,16 @@ def test_evaluate_flow_table_predictions_registry_and_promote(mlflow_uri, tiny_b
     perturb = predictions[predictions["family"].str.startswith("perturb")]
     assert perturb["p_positive"].between(0, 1).all()
     assert predictions.loc[~predictions["family"].str.startswith("perturb"), "p_positive"].isna().all()
+    loglik = metrics["loglik"]
+    assert list(loglik) == ["base", "sft"]
+    assert loglik["sft"]["families"]["cell_type"]["scorable"] > 0
+    assert 0 <= loglik["sft"]["mean_accuracy"] <= 1
+    assert [e["family"] for e in metrics["paired"]["sft - base"]][-1] == "mean over families"
+    assert {"chance", "majority"} <= set(metrics["fitted_baselines"])
+    scored = pd.read_parquet(tmp_path / "data/evaluate/loglik.parquet")
+    assert len(scored) == 2 * int((problems()["split"] == "test").sum())
     table = (tmp_path / "reports/evaluate/table.md").read_text()
+    assert "## Log-likelihood accuracy per family" in table and "| sft - base | **mean over families**" in table
     assert "| family | base | sft | majority | random | n |" in table
     assert sorted(p.name for p in (tmp_path / "reports/evaluate/plots").iterdir()) == [
         "accuracy_base.csv", "accuracy_majority.csv", "accuracy_random.csv", "accuracy_sft.csv"]

@@ -59,8 +59,9 @@ def markdown_table(rows: list[str], columns: Mapping[str, Mapping[str, float]],
     return "\n".join(lines)
 
 
-def report_markdown(metrics: dict) -> str:
-    """The whole table.md: accuracy, PerturbQA AUROC, format/length, macro-F1, Biomni-Eval1 rules."""
+def report_markdown(metrics: dict, loglik_section: str = "") -> str:
+    """The whole table.md: log-likelihood accuracy (the primary measure, when given), then generation
+    accuracy, PerturbQA AUROC, format/length, macro-F1, Biomni-Eval1 rules."""
     ckpts, base = metrics["checkpoints"], metrics["baselines"]
     families = sorted(metrics["problems"])
     acc = {c: {f: m["families"][f]["accuracy"] for f in families} | {"mean over families": m["mean_accuracy"]}
@@ -72,7 +73,7 @@ def report_markdown(metrics: dict) -> str:
              "n": metrics["problems"]}
     out = ["# Evaluation", "", f"Profile `{metrics['profile']}`; greedy decoding, at most "
            f"{metrics['max_new_tokens']} new tokens; answers read from the `<{metrics['answer_tag']}>` tag.",
-           "", "## Accuracy per family (test split)", "",
+           "", loglik_section, "## Generation accuracy per family (test split, capped)", "",
            markdown_table(families + ["mean over families"], acc, extra, "family")]
     perturb = [f for f in PERTURB if f in families]
     if perturb:
