@@ -73,7 +73,7 @@ def main() -> None:
                    "metrics_path": str(work / "metrics.json"), "output_dir": str(work / "model")}
             (work / "run.json").write_text(json.dumps(cfg))
             start = time.perf_counter()
-            dispatch.launch("tasks.train.grpo", ["--config", str(work / "run.json")], num_processes=p.num_processes,
+            dispatch.launch("tasks.train.grpo", ["--config", str(work / "run.json")],
                             config_file=params.base.accelerate_config, gpus=params.base.gpus,
                             log_file=work / "train.log")
             trained = json.loads((work / "metrics.json").read_text())["online"]

@@ -3,11 +3,12 @@
 ``grpo.mode`` picks online GRPO (TRL's GRPOTrainer, rewards from the composed verifiers of
 ``params.verifiers``), BiomniGEM's offline multi-trace GRPO on the annotate stage's fixed-reward
 variants, or offline first and online from its result. Training runs in a child process
-(``tasks/train/grpo.py`` under ``accelerate launch``).
+(``tasks/train/grpo.py``) through the training harness (``tasks/train/harness.py``), on the layout
+of ``base`` (``accelerate_config``, ``gpus``).
 
 The soft verifiers are fitted here on the training split only; the stage refuses to go on if the
 fitted folder names a test entity. Scratch (data, verifiers, checkpoints) lives in
-``grpo.scratch_dir/<key>/``, the key hashing every input: a killed run rerun with the same inputs
+``scratch/grpo/<key>/``, the key hashing every input: a killed run rerun with the same inputs
 resumes from its last checkpoint; other inputs start afresh. ``models/grpo`` (the model, its
 tokenizer and the fitted verifiers) appears whole or not at all.
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 import flows  # noqa: F401  (sets PREFECT_HOME before Prefect is imported)
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 
@@ -32,10 +32,9 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.common import dispatch
-
 from tasks.common import schemas
 from tasks.common.errors import InputError, run_stage
+from tasks.train import harness
 from tasks.train.grpo import PHASES
 from tasks.train.grpo_data import (assert_no_test_entities, cap_per_family, offline_curve, reward_curve,
                              reward_summary, rollout_prompts)
@@ -45,7 +44,7 @@ from tasks.train.multitrace import trace_table
 from tasks.common.params import Params, load_params
 from tasks.common.prompts import load_prompts
 from tasks.common.storage import atomic_path, read_table, write_json
-from tasks.common.tracking import stage_run, tracking_uri
+from tasks.common.tracking import stage_run
 from tasks.verifiers.fitted import fit_verifiers, load_verifiers
 
 PROBLEMS = Path("data/problems/problems.parquet")
@@ -55,7 +54,7 @@ MODEL = Path("models/grpo")
 REPORTS = Path("reports/grpo")
 
 fit = task(fit_verifiers, cache_policy=NO_CACHE)
-launch = task(dispatch.launch, cache_policy=NO_CACHE)
+train_child = task(harness.run_child, cache_policy=NO_CACHE)
 check = task(heldout_check, cache_policy=NO_CACHE)
 
 
@@ -69,11 +68,6 @@ def _check_params(params: Params) -> None:
 
 def _digest(df: pd.DataFrame) -> str:
     return hashlib.sha256(df.to_json(orient="records", default_handler=str).encode()).hexdigest()
-
-
-def _model_stamp(folder: Path) -> list:
-    return sorted((str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns)
-                  for f in folder.rglob("*") if f.is_file())
 
 
 def _plot(curve: pd.DataFrame, columns: list[str], title: str, ylabel: str) -> plt.Figure:
@@ -98,14 +92,9 @@ def grpo_flow() -> None:
     p, v, seed = params.grpo, params.verifiers, params.base.seed
     phases = PHASES[p.mode]
     prompts = load_prompts(params.annotate.prompts_dir if params.annotate else None)
-    scratch = Path(p.scratch_dir)
     with stage_run("grpo", params) as run:
         run.log_params({"verifiers": v.model_dump(mode="json")})
         problems = read_table(PROBLEMS, schemas.Problems)
-        fitted = scratch / "verifiers"
-        manifest = fit(problems, CORPUS, fitted, v, seed)
-        entities_checked = assert_no_test_entities(manifest, problems, str(fitted))
-
         tokenizer = load_tokenizer(p.init)
         eligible, too_long = rollout_prompts(problems, prompts, v.answer_tag, tokenizer,
                                              p.exclude_families, p.max_prompt_tokens)
@@ -123,34 +112,25 @@ def grpo_flow() -> None:
             if offline.empty:
                 raise InputError(TRACES, "table", "no verified or derived trace with a reward")
 
-        blob = json.dumps([p.model_dump(mode="json"), v.model_dump(mode="json"), seed,
-                           params.base.model_dump(mode="json"), _model_stamp(Path(p.init)),
-                           _digest(online), _digest(offline), manifest], sort_keys=True, default=str)
-        key = hashlib.sha256(blob.encode()).hexdigest()[:12]
-        work = scratch / key
-        for stale in scratch.iterdir():  # checkpoints of runs with other inputs can never resume
-            if stale.is_dir() and stale.name not in (key, "verifiers"):
-                shutil.rmtree(stale)
-        work.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(work / "verifiers", ignore_errors=True)
-        shutil.move(fitted, work / "verifiers")
+        # the key: the params, the start checkpoint, what the verifiers are fitted on, the data
+        work = harness.prepare("grpo", params, [p.init, PROBLEMS, CORPUS],
+                               extra={"verifiers": v.model_dump(mode="json"), "online": _digest(online),
+                                      "offline": _digest(offline)})
+        fitted = work / "verifiers"
+        shutil.rmtree(fitted, ignore_errors=True)
+        manifest = fit(problems, CORPUS, fitted, v, seed)
+        entities_checked = assert_no_test_entities(manifest, problems, str(fitted))
         online.to_parquet(work / "online.parquet", index=False)
         offline.to_parquet(work / "offline.parquet", index=False)
-        cfg = {"params": p.model_dump(mode="json"), "verifiers": v.model_dump(mode="json"), "seed": seed,
-               "gpus": params.base.gpus, "tensor_parallel_size": params.base.tensor_parallel_size,
-               "init_dir": p.init, "work_dir": str(work), "verifiers_dir": str(work / "verifiers"),
-               "online_data": str(work / "online.parquet"), "offline_data": str(work / "offline.parquet"),
-               "metrics_path": str(work / "metrics.json")}
 
         with atomic_path(MODEL) as out:
-            cfg["output_dir"] = str(out)
-            (work / "run.json").write_text(json.dumps(cfg, indent=2))
-            launch("tasks.train.grpo", ["--config", str(work / "run.json")], num_processes=p.num_processes,
-                   config_file=params.base.accelerate_config, gpus=params.base.gpus,
-                   log_file=work / "train.log",
-                   env={"MLFLOW_RUN_ID": run.run_id or "", "MLFLOW_TRACKING_URI": tracking_uri()})
-            shutil.copytree(work / "verifiers", out / "verifiers")
-        trained = json.loads((work / "metrics.json").read_text())
+            trained = train_child("grpo", work, {
+                "params": p.model_dump(mode="json"), "verifiers": v.model_dump(mode="json"),
+                "tensor_parallel_size": params.base.tensor_parallel_size, "init_dir": p.init,
+                "verifiers_dir": str(fitted), "online_data": str(work / "online.parquet"),
+                "offline_data": str(work / "offline.parquet"), "output_dir": str(out)},
+                params.base, run.run_id)
+            shutil.copytree(fitted, out / "verifiers")
 
         REPORTS.mkdir(parents=True, exist_ok=True)
         metrics: dict = {"mode": p.mode, "init": p.init,

@@ -4,10 +4,12 @@ Two outputs in one stage, because the embedded tokenizer is trained on the same 
 pretrained on: ``models/base`` (a tiny Qwen3 + BPE tokenizer built from ``pretrain.model``, or a
 pointer to a hub model) and ``models/pretrain`` (the trained model, always a full HF folder).
 
-Training runs in a child process (``tasks/train/pretrain.py`` under ``accelerate launch``). Packed
-blocks and checkpoints live in ``scratch/pretrain/<key>/``, where the key hashes the params and the
-data: a killed run rerun with the same inputs resumes from its last checkpoint; any change starts
-afresh (and the stale checkpoints are deleted). Checkpoints are deleted once the model is saved.
+Training runs in a child process (``tasks/train/pretrain.py``) through the training harness
+(``tasks/train/harness.py``), on the layout of ``base`` (``accelerate_config``, ``gpus``). Packed
+blocks and checkpoints live in ``scratch/pretrain/<key>/``, where the key hashes the params, the
+layout and the data: a killed run rerun with the same inputs resumes from its last checkpoint; any
+change starts afresh (and the stale checkpoints are deleted). The folder is deleted once the model
+is saved.
 """
 from __future__ import annotations
 
@@ -26,29 +28,25 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.common import dispatch
-
 from tasks.lm import modeling
-
-from tasks.train import packing
+from tasks.train import harness, packing
 from tasks.common.errors import InputError, run_stage
 from tasks.lm.generate import generate
 from tasks.common.params import load_params
 from tasks.train.pretrain import perplexity
 from tasks.common.storage import atomic_path, write_json
-from tasks.common.tracking import stage_run, tracking_uri
+from tasks.common.tracking import stage_run
 
 DOCUMENTS = Path("data/corpus/documents.parquet")
 TEXTIFY = Path("data/textify")
 BASE = Path("models/base")
 MODEL = Path("models/pretrain")
 REPORTS = Path("reports/pretrain")
-SCRATCH = Path("scratch/pretrain")
 
 gather_texts = task(packing.gather_texts, cache_policy=NO_CACHE)
 save_base = task(modeling.save_base, cache_policy=NO_CACHE)
 tokenize_and_pack = task(packing.tokenize_and_pack, cache_policy=NO_CACHE)
-launch = task(dispatch.launch, cache_policy=NO_CACHE)
+train_child = task(harness.run_child, cache_policy=NO_CACHE)
 
 
 def _curves(history: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -77,32 +75,17 @@ def pretrain_flow() -> None:
         train_blocks, train_tokens = tokenize_and_pack(train_texts, tokenizer, p.block_size, seed)
         heldout_blocks, heldout_tokens = tokenize_and_pack(heldout_texts, tokenizer, p.block_size, seed)
 
-        blob = json.dumps([p.model_dump(mode="json"), seed, base_info], sort_keys=True).encode()
-        data_dir = SCRATCH / "data"
-        digests = [packing.save_blocks(train_blocks, data_dir / "train.npy"),
-                   packing.save_blocks(heldout_blocks, data_dir / "heldout.npy")]
-        key = hashlib.sha256(blob + "".join(digests).encode()).hexdigest()[:12]
-        work = SCRATCH / key
-        for stale in SCRATCH.iterdir():  # checkpoints of runs with other inputs can never resume
-            if stale.is_dir() and stale.name not in (key, "data"):
-                shutil.rmtree(stale)
-        work.mkdir(parents=True, exist_ok=True)
-        for name in ("train.npy", "heldout.npy"):
-            shutil.move(data_dir / name, work / name)
-        cfg = {"params": p.model_dump(mode="json"), "seed": seed, "gpus": params.base.gpus,
-               "base_dir": str(BASE),
-               "train_blocks": str(work / "train.npy"), "heldout_blocks": str(work / "heldout.npy"),
-               "checkpoint_dir": str(work / "checkpoints"), "metrics_path": str(work / "metrics.json"),
-               "curve_path": str(work / "history.json")}
-
+        # the key: the params, the base model and the packed blocks (the child's data)
+        blocks = [hashlib.sha256(b.tobytes()).hexdigest() for b in (train_blocks, heldout_blocks)]
+        work = harness.prepare("pretrain", params, extra={"base": base_info, "blocks": blocks})
+        packing.save_blocks(train_blocks, work / "train.npy")
+        packing.save_blocks(heldout_blocks, work / "heldout.npy")
         with atomic_path(MODEL) as out:
-            cfg["output_dir"] = str(out)
-            (work / "run.json").write_text(json.dumps(cfg, indent=2))
-            launch("tasks.train.pretrain", ["--config", str(work / "run.json")],
-                   config_file=params.base.accelerate_config, gpus=params.base.gpus,
-                   log_file=work / "train.log",
-                   env={"MLFLOW_RUN_ID": run.run_id or "", "MLFLOW_TRACKING_URI": tracking_uri()})
-        trained = json.loads((work / "metrics.json").read_text())
+            trained = train_child("pretrain", work, {
+                "params": p.model_dump(mode="json"), "base_dir": str(BASE), "output_dir": str(out),
+                "train_blocks": str(work / "train.npy"), "heldout_blocks": str(work / "heldout.npy"),
+                "checkpoint_dir": str(work / "checkpoints"), "curve_path": str(work / "history.json")},
+                params.base, run.run_id)
         history = json.loads((work / "history.json").read_text())
         shutil.rmtree(work)
 

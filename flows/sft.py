@@ -1,17 +1,17 @@
 """Stage ``sft``: instruction-alignment SFT, then cold-start SFT on gold traces, from ``models/pretrain``.
 
-Training runs in a child process (``tasks/train/sft.py`` under ``accelerate launch``), so one CPU process,
-two CPU processes (``configs/accelerate/cpu_ddp.yaml``) or GPUs/nodes with DeepSpeed or FSDP run the
-same code. Checkpoints live in ``sft.scratch_dir/<key>/`` (``.cache/sft``, outside DVC outputs),
-where the key hashes the params, the data and the starting model: a killed run rerun with the same
-inputs resumes from its last checkpoint; any change starts afresh. The work folder is deleted once
-``models/sft`` (HF layout, LoRA merged) has been written atomically.
+Training runs in a child process (``tasks/train/sft.py``) through the training harness
+(``tasks/train/harness.py``) on the layout of ``base`` (``accelerate_config``, ``gpus``), so one CPU
+process, two CPU processes (``configs/accelerate/cpu_ddp.yaml``) or GPUs/nodes with DeepSpeed or
+FSDP run the same code. Checkpoints live in ``scratch/sft/<key>/`` (outside DVC outputs), where the
+key hashes the params, the layout, the data and the starting model: a killed run rerun with the
+same inputs resumes from its last checkpoint; any change starts afresh. The work folder is deleted
+once ``models/sft`` (HF layout, LoRA merged) has been written atomically.
 """
 from __future__ import annotations
 
 import flows  # noqa: F401  (sets PREFECT_HOME before Prefect is imported)
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -24,31 +24,19 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.common import dispatch
-
 from tasks.common import schemas
 from tasks.common.errors import InputError, run_stage
 from tasks.common.params import load_params
+from tasks.train import harness
 from tasks.train.sft import DONE, PHASES
 from tasks.common.storage import atomic_path, read_table, write_json
-from tasks.common.tracking import stage_run, tracking_uri
+from tasks.common.tracking import stage_run
 
 START = Path("models/pretrain")
 MODEL = Path("models/sft")
 REPORTS = Path("reports/sft")
 
-launch = task(dispatch.launch, cache_policy=NO_CACHE)
-
-
-def _digest(paths: list[Path]) -> str:
-    """Content hash of files and folders (sorted walk), for the scratch key."""
-    h = hashlib.sha256()
-    for root in paths:
-        files = sorted(f for f in root.rglob("*") if f.is_file()) if root.is_dir() else [root]
-        for f in files:
-            h.update(str(f.relative_to(root.parent)).encode())
-            h.update(hashlib.sha256(f.read_bytes()).digest())
-    return h.hexdigest()
+train_child = task(harness.run_child, cache_policy=NO_CACHE)
 
 
 def check_inputs(params) -> None:
@@ -77,26 +65,13 @@ def loss_curve(work: Path, phases: list[str]) -> pd.DataFrame:
 @flow(name="sft")
 def sft_flow() -> None:
     params = load_params()
-    p, seed = params.sft, params.base.seed
+    p = params.sft
     check_inputs(params)
     with stage_run("sft", params) as run:
         inputs = [START] + [Path(getattr(p, n).data) for n in PHASES if getattr(p, n).max_steps]
-        blob = json.dumps([p.model_dump(mode="json"), seed], sort_keys=True)
-        key = hashlib.sha256((blob + _digest(inputs)).encode()).hexdigest()[:12]
-        scratch = Path(p.scratch_dir)
-        if scratch.is_dir():
-            for stale in scratch.iterdir():  # checkpoints of other inputs can never resume
-                if stale.is_dir() and stale.name != key:
-                    shutil.rmtree(stale)
-        work = scratch / key
-        work.mkdir(parents=True, exist_ok=True)
-        cfg = {"params": p.model_dump(mode="json"), "seed": seed, "start_dir": str(START),
-               "work_dir": str(work), "metrics_path": str(work / "metrics.json")}
-        (work / "run.json").write_text(json.dumps(cfg, indent=2))
-        launch("tasks.train.sft", ["--config", str(work / "run.json")], num_processes=p.num_processes,
-               config_file=p.accelerate_config, gpus=p.gpus, log_file=work / "train.log",
-               env={"MLFLOW_RUN_ID": run.run_id or "", "MLFLOW_TRACKING_URI": tracking_uri()})
-        trained = json.loads((work / "metrics.json").read_text())
+        work = harness.prepare("sft", params, inputs)
+        trained = train_child("sft", work, {"params": p.model_dump(mode="json"), "start_dir": str(START)},
+                              params.base, run.run_id)
         final = Path(trained["final_model"])
 
         with atomic_path(MODEL) as out:
@@ -117,8 +92,7 @@ def sft_flow() -> None:
         with atomic_path(REPORTS / "loss.csv") as tmp:
             curve.to_csv(tmp, index=False)
         write_json(metrics, REPORTS / "metrics.json")
-        run.log_metrics({"sft": {n: {k: v for k, v in ph.items() if k != "mlflow_run_id"}
-                                 for n, ph in metrics["phases"].items()}})
+        run.log_metrics({"sft": metrics["phases"]})
         run.log_metrics({"sft/final_train_loss": metrics["final_train_loss"]})
         run.log_text("\n\n".join(f"{n}: {ph['first_trained_text']!r}" for n, ph in phases.items()),
                      "samples/sft_trained_tokens.txt")

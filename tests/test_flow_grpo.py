@@ -32,7 +32,7 @@ def test_grpo_flow_trains_checks_and_logs(mlflow_uri, tmp_path, tiny_base):
     assert curve["step"].tolist() == [1, 2] and "frac_reward_zero_std" in curve and "kl" in curve
     heldout = pd.read_csv(tmp_path / "reports/grpo/heldout.csv")
     assert set(heldout["model"]) == {"start", "grpo"}
-    assert [p.name for p in (tmp_path / ".cache/grpo").iterdir()] == []  # scratch removed when done
+    assert [p.name for p in (tmp_path / "scratch/grpo").iterdir()] == []  # scratch removed when done
 
     from mlflow import MlflowClient
 

@@ -46,5 +46,10 @@ def test_pretrain_flow_writes_models_reports_and_curves(mlflow_uri, tmp_path):
     assert load_model(tmp_path / "models/pretrain").config.num_hidden_layers == 1
     assert not (tmp_path / "models/pretrain/training_args.bin").exists()
     assert (tmp_path / "models/base/tokenizer.json").exists()
-    leftovers = [p for p in (tmp_path / "scratch/pretrain").iterdir() if p.name != "data"]
-    assert leftovers == []  # checkpoints removed once the model is saved
+    assert list((tmp_path / "scratch/pretrain").iterdir()) == []  # removed once the model is saved
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    run = client.search_runs(client.get_experiment_by_name("omicsforge").experiment_id)[0]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "pretrain/train/loss")] == [2, 4, 6]
+    assert "pretrain/train/eval_perplexity" in run.data.metrics

@@ -1,14 +1,15 @@
 """The grpo training child: completion tables, extra columns, and resume after a kill (slow)."""
 import json
 import os
+import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 
 from tasks.train.grpo import completion_table, with_extras
+from tasks.train.pretrain import last_complete_checkpoint
 from tests.conftest import PROJECT
 
 
@@ -35,7 +36,7 @@ def test_with_extras_logs_family_and_id_and_keeps_the_name():
     assert logged == {"family": ["x", "y"], "problem_id": ["1", "2"]}
 
 
-def _child_config(root, init):
+def _child_config(root, init, **overrides):
     from tasks.lm.modeling import load_tokenizer
     from tasks.train.multitrace import trace_table
     from tasks.common.params import Grpo, Verifiers
@@ -52,10 +53,11 @@ def _child_config(root, init):
     online, _ = rollout_prompts(table, prompts, "answer", load_tokenizer(init), [], 400)
     cap_per_family(online, 1).to_parquet(work / "online.parquet")
     trace_table(traces(table), table, prompts, "answer", 1.0, 1e-4).to_parquet(work / "offline.parquet")
-    p = Grpo(init=str(init), mode="offline_then_online",
-             online={"steps": 4, "num_generations": 2, "prompts_per_step": 2, "max_completion_length": 6,
-                     "save_steps": 1, "learning_rate": 1e-3},
-             offline={"max_steps": 2, "groups_per_step": 1, "max_length": 96, "save_steps": 1})
+    settings = {"init": str(init), "mode": "offline_then_online",
+                "online": {"steps": 4, "num_generations": 2, "prompts_per_step": 2, "max_completion_length": 6,
+                           "save_steps": 1, "learning_rate": 1e-3},
+                "offline": {"max_steps": 2, "groups_per_step": 1, "max_length": 96, "save_steps": 1}}
+    p = Grpo(**{**settings, **overrides})
     cfg = {"params": p.model_dump(mode="json"), "verifiers": SETTINGS.model_dump(mode="json"), "seed": 0,
            "gpus": 0, "tensor_parallel_size": 1, "init_dir": str(init), "work_dir": str(work),
            "verifiers_dir": str(work / "verifiers"), "online_data": str(work / "online.parquet"),
@@ -65,27 +67,37 @@ def _child_config(root, init):
     return work
 
 
+def _run(cmd, env, cwd, log):
+    """Run a child to its end, its output appended to ``log``; return its exit code."""
+    with open(log, "a") as out:
+        return subprocess.run(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT).returncode
+
+
+def _tail(log, lines=40):
+    return "".join(log.read_text().splitlines(keepends=True)[-lines:])
+
+
 @pytest.mark.slow
 def test_killed_child_resumes_from_its_last_checkpoint(tiny_base, tmp_path):
     work = _child_config(tmp_path, tiny_base[0])
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "MLFLOW_RUN_ID": ""}
-    cmd = [sys.executable, "-m", "tasks.train.grpo", "--config", str(work / "run.json")]
-    first = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = work / "online/checkpoints/checkpoint-2/trainer_state.json"
-    deadline = time.time() + 300
-    while not marker.exists() and first.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    assert marker.exists(), "the child never wrote its second online checkpoint"
-    first.kill()
-    first.wait()
-    assert not (work / "metrics.json").exists()                          # killed before the end
+    args = ["--config", str(work / "run.json")]
+    log = tmp_path / "child.log"  # both runs' output, shown when an assertion fails
+    # The kill point is fixed, not timed: the child kills itself (SIGKILL) right after its second
+    # online checkpoint is complete, so the test never races the checkpoints' rotation or the end.
+    code = _run([sys.executable, "-m", "tests.grpo_kill_child", "--kill-at", "2", *args], env, tmp_path, log)
+    checkpoints = work / "online/checkpoints"
+    assert code == -signal.SIGKILL, f"the child was not killed at checkpoint 2 (exit {code}):\n{_tail(log)}"
+    assert last_complete_checkpoint(checkpoints) == str(checkpoints / "checkpoint-2"), _tail(log)
+    assert not (work / "metrics.json").exists(), _tail(log)                # killed before the end
     offline_done = (work / "offline/done.json").stat().st_mtime_ns
 
-    subprocess.run(cmd, env=env, cwd=tmp_path, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    code = _run([sys.executable, "-m", "tasks.train.grpo", *args], env, tmp_path, log)
+    assert code == 0, f"the resumed child failed (exit {code}):\n{_tail(log)}"
     metrics = json.loads((work / "metrics.json").read_text())
     assert (work / "offline/done.json").stat().st_mtime_ns == offline_done  # finished phase not rerun
     assert metrics["offline"]["steps"] == 2
-    assert metrics["online"]["resumed_from_step"] >= 2 and metrics["online"]["steps"] == 4
+    assert metrics["online"]["resumed_from_step"] == 2 and metrics["online"]["steps"] == 4, _tail(log)
     assert metrics["online"]["init"] == "offline phase"
     assert (tmp_path / "out/model.safetensors").exists()
     assert not (tmp_path / "out/training_args.bin").exists()

@@ -10,7 +10,7 @@ import pytest
 from tasks.common import dispatch
 
 from tasks.train import packing
-from tasks.lm.modeling import load_model, load_tokenizer
+from tasks.lm.modeling import load_tokenizer
 from tasks.common.params import Pretrain
 from tasks.train.pretrain import last_complete_checkpoint
 from tests.conftest import PROJECT, toy_texts
@@ -41,23 +41,6 @@ def test_checkpoint_without_trainer_state_is_skipped(tmp_path):
             (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
     assert last_complete_checkpoint(tmp_path).endswith("checkpoint-8")
     assert last_complete_checkpoint(tmp_path / "none") is None
-
-
-@pytest.mark.slow
-def test_two_process_cpu_accelerate_run(tiny_base, tmp_path, monkeypatch):
-    monkeypatch.chdir(PROJECT)
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    cfg = _run_config(tiny_base[0], tmp_path)
-    dispatch.launch("tasks.train.pretrain", ["--config", str(tmp_path / "run.json")],
-                    config_file=str(PROJECT / "configs/accelerate/cpu_ddp.yaml"))
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["processes"] == 2
-    # 2 processes x 2 blocks x 32 tokens per step: the 512-token budget is 4 steps
-    assert metrics["steps"] == 4 and metrics["tokens_trained"] == 512
-    assert metrics["eval_loss_after"] < metrics["eval_loss_before"]
-    assert not (tmp_path / "model" / "training_args.bin").exists()
-    model = load_model(cfg["output_dir"])
-    assert model.config.num_hidden_layers == tiny_base[1].layers
 
 
 @pytest.mark.slow

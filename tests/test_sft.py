@@ -26,7 +26,7 @@ def _cfg(base, tmp_path, instruction_steps=4, cold_steps=4, **overrides):
                          "learning_rate": 3e-3},
             cold_start={"data": str(tmp_path / "gold.parquet"), "max_steps": cold_steps,
                         "learning_rate": 3e-3}, **{**settings, **overrides})
-    cfg = {"params": p.model_dump(mode="json"), "seed": 0, "start_dir": str(base),
+    cfg = {"params": p.model_dump(mode="json"), "seed": 0, "gpus": 0, "start_dir": str(base),
            "work_dir": str(tmp_path / "work"), "metrics_path": str(tmp_path / "metrics.json")}
     (tmp_path / "run.json").write_text(json.dumps(cfg))
     return cfg
@@ -43,7 +43,7 @@ def test_assistant_only_mask_trains_the_reply_not_the_prompt(tiny_base, tmp_path
     tokenizer = load_tokenizer(tiny_base[0])
     data = chats(p.cold_start.data)
     trainer = SFTTrainer(model=load_model(tiny_base[0], tokenizer), processing_class=tokenizer,
-                         args=sft_config(p, p.cold_start, tmp_path / "x" / "checkpoints", 0, report=False),
+                         args=sft_config(p, p.cold_start, tmp_path / "x" / "checkpoints", 0, gpus=0),
                          train_dataset=data)
     stats = loss_mask_stats(trainer.train_dataset, len(data), tokenizer)
     assert 0 < stats["trained_fraction"] < 0.5
@@ -52,19 +52,6 @@ def test_assistant_only_mask_trains_the_reply_not_the_prompt(tiny_base, tmp_path
     row = trainer.train_dataset[0]
     trained = tokenizer.decode([i for i, lab in zip(row["input_ids"], row["labels"]) if lab != -100])
     assert trained.endswith("</answer><|im_end|>")  # the model learns to stop
-
-
-@pytest.mark.slow
-def test_two_process_cpu_sft_with_the_ddp_config(tiny_base, tmp_path, monkeypatch):
-    monkeypatch.chdir(PROJECT)
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    _cfg(tiny_base[0], tmp_path, instruction_steps=2, cold_steps=2)
-    dispatch.launch("tasks.train.sft", ["--config", str(tmp_path / "run.json")],
-                    config_file="configs/accelerate/cpu_ddp.yaml")
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["processes"] == 2
-    assert [ph["steps"] for ph in metrics["phases"].values()] == [2, 2]
-    assert load_model(metrics["final_model"]).config.num_hidden_layers == tiny_base[1].layers
 
 
 @pytest.mark.slow
@@ -123,11 +110,11 @@ def test_sft_flow_with_lora_writes_a_merged_model_and_curves(mlflow_uri, tiny_ba
     curve = pd.read_csv(tmp_path / "reports/sft/loss.csv")
     assert curve["phase"].tolist() == ["instruction", "cold_start", "cold_start"]
     assert curve["global_step"].tolist() == [2, 4, 6]
-    assert not any((tmp_path / ".cache/sft").iterdir())  # checkpoints removed once saved
+    assert not any((tmp_path / "scratch/sft").iterdir())  # checkpoints removed once saved
     client = MlflowClient(mlflow_uri)
     runs = client.search_runs([client.get_experiment_by_name("omicsforge").experiment_id])
-    stage = next(r for r in runs if r.info.run_name == "sft")
-    phases = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == stage.info.run_id]
-    assert sorted(r.data.tags["phase"] for r in phases) == ["cold_start", "instruction"]
-    cold = next(r for r in phases if r.data.tags["phase"] == "cold_start")
-    assert [m.step for m in client.get_metric_history(cold.info.run_id, "loss")] == [2, 4]
+    assert [r.info.run_name for r in runs] == ["sft"]  # the phases log into the stage's run
+    stage = runs[0]
+    assert [m.step for m in client.get_metric_history(stage.info.run_id, "sft/cold_start/loss")] == [2, 4]
+    assert [m.step for m in client.get_metric_history(stage.info.run_id, "sft/instruction/loss")] == [2]
+    assert not any(k.startswith(("gradient_accumulation", "per_device")) for k in stage.data.params)

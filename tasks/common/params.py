@@ -226,6 +226,7 @@ class Lora(Section):
 
 class Sft(Section):
     """Supervised fine-tuning in two phases: instruction alignment, then cold start on gold traces."""
+    # Hardware (accelerate config, GPU slots) comes from base: one layout for every stage.
 
     instruction: SftPhase = Field(description="Phase 1: instruction-alignment chats.")
     cold_start: SftPhase = Field(description="Phase 2: verified gold reasoning traces.")
@@ -241,11 +242,6 @@ class Sft(Section):
     lora: Lora = Lora()
     logging_steps: int = Field(10, gt=0, description="Steps between loss log points.")
     save_steps: int = Field(50, gt=0, description="Steps between resumable checkpoints.")
-    scratch_dir: str = Field(".cache/sft", description="Checkpoints that survive a kill; outside DVC outs.")
-    num_processes: int = Field(1, gt=0, description="accelerate processes (CPU or GPU).")
-    gpus: int = Field(0, ge=0, description="GPU slots to hold; 0 trains on CPU.")
-    accelerate_config: str | None = Field(None, description="accelerate config file (multi-GPU, "
-                                          "DeepSpeed, FSDP); overrides num_processes.")
 
 
 class Evaluate(Section):
@@ -495,6 +491,7 @@ class GrpoHeldout(Section):
 
 
 class Grpo(Section):
+    # Hardware (accelerate config, GPU slots) comes from base: one layout for every stage.
     init: str = Field("models/sft", description="Start checkpoint (and KL reference): a model folder.")
     mode: Literal["online", "offline", "offline_then_online"] = Field(
         "offline_then_online", description="Online GRPO, offline multi-trace GRPO, or offline first "
@@ -506,11 +503,8 @@ class Grpo(Section):
                                             "for online rollouts; null: all.")
     max_prompt_tokens: int = Field(1024, gt=0, description="Problems whose chat prompt is longer "
                                    "are left out (counted in the metrics).")
-    num_processes: int = Field(1, gt=0, description="Training processes without an accelerate config.")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16 on a GPU.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (large models).")
-    scratch_dir: str = Field(".cache/grpo", description="Checkpoints of unfinished runs (outside "
-                             "DVC outputs): a killed run resumes from here.")
     online: GrpoOnline = Field(default_factory=GrpoOnline)
     offline: GrpoOffline = Field(default_factory=GrpoOffline)
     heldout: GrpoHeldout = Field(default_factory=GrpoHeldout)

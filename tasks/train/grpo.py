@@ -1,7 +1,8 @@
 """Training child of the grpo stage; runs under ``accelerate launch`` (tasks/common/dispatch.py).
 
 ``python -m accelerate.commands.launch ... -m tasks.train.grpo --config run.json`` where ``run.json``
-(written by ``flows/grpo.py``) holds the ``grpo`` and ``verifiers`` params and the paths below.
+(written by ``flows/grpo.py`` through ``tasks/train/harness.py``) holds the ``grpo`` and
+``verifiers`` params, ``gpus`` (0: CPU) and the paths below.
 ``grpo.mode`` picks the phases, each a ``transformers.Trainer``:
 
 - ``offline``: :class:`tasks.train.multitrace.MultiTraceTrainer` on the annotate stage's trace groups;
@@ -15,50 +16,37 @@ with the same config resumes from the newest complete one), then ``model/`` and 
 (a finished phase is never rerun). The last phase's model is copied to ``output_dir``.
 
 Every log line goes live to the stage's MLflow run (``MLFLOW_RUN_ID``, ``MLFLOW_TRACKING_URI``) as
-``grpo/<phase>/<metric>``; TRL's completion tables (``log_completions``) go there as MLflow tables
+``grpo/<phase>/<metric>`` (:class:`CompletionLog`, the children's one MLflow callback plus TRL's
+completion tables): ``log_completions`` tables go there as MLflow tables
 ``completions/online_step_<n>.json`` with each verifier's reward, the advantage and the family.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from transformers import TrainerCallback, TrainingArguments
+from transformers import TrainingArguments
 
 from tasks.lm.modeling import load_model, load_tokenizer
 from tasks.common.params import Grpo, Verifiers
+from tasks.train.mlflow_log import MlflowLog
 from tasks.train.pretrain import last_complete_checkpoint
 
 PHASES = {"online": ["online"], "offline": ["offline"], "offline_then_online": ["offline", "online"]}
 DONE = "done.json"
 
 
-class RunLogger(TrainerCallback):
-    """Log lines to the stage's MLflow run as ``grpo/<phase>/<key>``; completion tables as tables."""
+class CompletionLog(MlflowLog):
+    """:class:`MlflowLog` of a phase (``grpo/<phase>/<metric>``), plus TRL's completion tables
+    (parquet files in ``completions_dir``) as MLflow tables ``completions/<phase>_step_<n>.json``."""
 
     def __init__(self, phase: str, completions_dir: Path | None = None):
+        super().__init__("grpo", phase)
         self.phase, self.completions_dir, self.sent = phase, completions_dir, set()
-        self.run_id = os.environ.get("MLFLOW_RUN_ID") or None
-        self.client = None
-        if self.run_id:
-            from mlflow import MlflowClient
-
-            self.client = MlflowClient(os.environ.get("MLFLOW_TRACKING_URI"))
-
-    def _metrics(self, entry: dict[str, Any], step: int) -> None:
-        from mlflow.entities import Metric
-
-        stamp = int(1000 * time.time())
-        metrics = [Metric(f"grpo/{self.phase}/{k}", float(v), stamp, step) for k, v in entry.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("step", "epoch")]
-        if metrics:
-            self.client.log_batch(self.run_id, metrics=metrics)
 
     def _completions(self) -> None:
         if self.completions_dir is None or not self.completions_dir.is_dir():
@@ -71,14 +59,9 @@ class RunLogger(TrainerCallback):
             self.client.log_table(self.run_id, table, artifact_file=f"completions/{self.phase}_step_{step:05d}.json")
             self.sent.add(path.name)
 
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
-        if self.client and state.is_world_process_zero and state.global_step > 0:
-            for entry in state.log_history:  # resumed: replay the curve so far into this run
-                self._metrics(entry, entry.get("step", 0))
-
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
-        if self.client and state.is_world_process_zero and logs:
-            self._metrics(logs, state.global_step)
+        super().on_log(args, state, control, logs=logs, **kwargs)
+        if self.client and state.is_world_process_zero:
             self._completions()  # TRL writes a step's table just after this call: sent at the next
 
     def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
@@ -167,7 +150,7 @@ def run_online(p: Grpo, cfg: dict, init_dir: Path, phase_dir: Path) -> tuple[Any
     args = online_config(p, cfg, checkpoint_dir, setup)
     trainer = GRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           reward_funcs=[with_extras(setup["reward_funcs"][0])] + setup["reward_funcs"][1:],
-                          callbacks=[RunLogger("online", checkpoint_dir / "completions")])
+                          callbacks=[CompletionLog("online", checkpoint_dir / "completions")])
     return trainer, {"prompts": len(dataset), "verifiers": [f.__name__ for f in setup["reward_funcs"]],
                      "reward_weights": setup["reward_weights"]}
 
@@ -190,7 +173,7 @@ def run_offline(p: Grpo, cfg: dict, init_dir: Path, phase_dir: Path) -> tuple[An
         remove_unused_columns=False, report_to="none", dataloader_num_workers=0, disable_tqdm=False)
     trainer = MultiTraceTrainer(model=model, args=args, train_dataset=groups, processing_class=tokenizer,
                                 data_collator=GroupCollator(tokenizer.pad_token_id), ref_model=ref,
-                                beta=o.beta, callbacks=[RunLogger("offline")])
+                                beta=o.beta, callbacks=[CompletionLog("offline")])
     return trainer, {"groups": len(groups), "traces": len(table)}
 
 
@@ -213,7 +196,7 @@ def run_phase(phase: str, p: Grpo, cfg: dict, init_dir: Path, phase_dir: Path, i
     metrics = {**info, "init": init_name, "steps": trainer.state.global_step,
                "resumed_from_step": int(last.rsplit("-", 1)[1]) if last else 0,
                "train_loss": result.training_loss, "train_seconds": result.metrics.get("train_runtime"),
-               "history": trainer.state.log_history}
+               "processes": state.num_processes, "history": trainer.state.log_history}
     if state.is_main_process:
         Path(phase_dir / "model" / "training_args.bin").unlink(missing_ok=True)  # no pickles out
         done.write_text(json.dumps(metrics))

@@ -1,15 +1,16 @@
 """Continued causal-LM pretraining on packed blocks; runs under ``accelerate launch`` (see dispatch).
 
 ``python -m accelerate.commands.launch ... -m tasks.train.pretrain --config run.json`` where ``run.json``
-(written by ``flows/pretrain.py``) holds the ``pretrain`` params, ``gpus`` (0: CPU) and the paths
-below. HF ``Trainer``
+(written through ``tasks/train/harness.py``) holds the ``pretrain`` params, ``gpus`` (0: CPU) and
+the paths below. HF ``Trainer``
 does the loop: it runs as one or many processes (CPU/gloo or GPUs/NCCL, DeepSpeed/FSDP through the
 accelerate config) and resumes from the newest checkpoint in ``checkpoint_dir`` when one exists.
 
 Outputs (main process only): the model and tokenizer in ``output_dir``; ``metrics_path`` with
 held-out loss/perplexity before and after, steps and tokens; ``curve_path`` with the log history.
-Loss curves go live to the stage's MLflow run when ``MLFLOW_RUN_ID`` and ``MLFLOW_TRACKING_URI``
-are set.
+Loss curves go live to the stage's MLflow run as ``pretrain/train/<metric>`` (``loss``,
+``eval_loss``, ``eval_perplexity``, ``learning_rate``...) when ``MLFLOW_RUN_ID`` is set
+(:class:`tasks.train.mlflow_log.MlflowLog`).
 
 >>> perplexity(0.0)
 1.0
@@ -19,17 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainingArguments
 
 from tasks.lm.modeling import load_model, load_tokenizer
 from tasks.common.params import Pretrain
+from tasks.train.mlflow_log import MlflowLog
 
 BEFORE = "eval_before.json"
 
@@ -53,43 +53,17 @@ class Blocks(torch.utils.data.Dataset):
         return {"input_ids": ids, "labels": ids.clone()}
 
 
-class CurveToMlflow(TrainerCallback):
-    """Logs each Trainer log line (loss, eval loss, perplexity, lr) to the stage's MLflow run."""
+class PretrainLog(MlflowLog):
+    """The stage's live curve (``pretrain/train/<metric>``), with the held-out perplexity."""
 
     def __init__(self) -> None:
-        self.run_id = os.environ.get("MLFLOW_RUN_ID")
-        self.client = None
-        if self.run_id:
-            from mlflow import MlflowClient
+        super().__init__("pretrain", "train")
 
-            self.client = MlflowClient(os.environ.get("MLFLOW_TRACKING_URI"))
-
-    def _log(self, entry: dict[str, Any], step: int) -> None:
-        if self.client is None:
-            return
-        from mlflow.entities import Metric
-
-        stamp = int(1000 * time.time())
-        metrics = [Metric(f"pretrain/{_name(k)}", float(v), stamp, step) for k, v in entry.items()
-                   if isinstance(v, (int, float)) and k not in ("step", "epoch")]
+    def values(self, entry: dict[str, Any]) -> dict[str, float]:
+        values = super().values(entry)
         if "eval_loss" in entry:
-            metrics.append(Metric("pretrain/eval_perplexity", perplexity(entry["eval_loss"]), stamp, step))
-        if metrics:
-            self.client.log_batch(self.run_id, metrics=metrics)
-
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
-        if state.is_world_process_zero and state.global_step > 0:
-            for entry in state.log_history:  # a resumed run: replay the curve so far into this run
-                self._log(entry, entry.get("step", 0))
-
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
-        if state.is_world_process_zero and logs:
-            self._log(logs, state.global_step)
-
-
-def _name(key: str) -> str:
-    # Trainer logs the running loss as "loss" and, once at the end, the run's mean as "train_loss".
-    return {"loss": "train_loss", "train_loss": "train_loss_mean"}.get(key, key)
+            values[f"{self.prefix}/eval_perplexity"] = perplexity(entry["eval_loss"])
+        return values
 
 
 def last_complete_checkpoint(folder: Path) -> str | None:
@@ -132,7 +106,7 @@ def train(cfg: dict[str, Any]) -> dict[str, Any] | None:
     checkpoint_dir = Path(cfg["checkpoint_dir"])
     args = training_arguments(p, str(checkpoint_dir), max_steps, cfg["seed"], cfg["gpus"])
     trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=heldout,
-                      processing_class=tokenizer, callbacks=[CurveToMlflow()])
+                      processing_class=tokenizer, callbacks=[PretrainLog()])
     last = last_complete_checkpoint(checkpoint_dir)
     before_file = checkpoint_dir / BEFORE
     if last and before_file.exists():

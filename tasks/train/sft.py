@@ -1,8 +1,9 @@
 """Supervised fine-tuning with TRL's SFTTrainer; runs under ``accelerate launch`` (see dispatch).
 
 ``python -m accelerate.commands.launch ... -m tasks.train.sft --config run.json`` where ``run.json``
-(written by ``flows/sft.py``) holds the ``sft`` params, the starting model and a work folder. Two
-phases run one after the other, each starting from the model the previous one saved:
+(written through ``tasks/train/harness.py``) holds the ``sft`` params, ``gpus`` (0: CPU), the
+starting model and a work folder. Two phases run one after the other, each starting from the
+model the previous one saved:
 ``instruction`` (instruction-alignment chats) then ``cold_start`` (verified gold reasoning traces).
 
 * Loss on assistant tokens only: the ChatML template of ``tasks/lm/modeling.py`` wraps assistant
@@ -12,17 +13,14 @@ phases run one after the other, each starting from the model the previous one sa
 * Resume: each phase checkpoints into ``<work>/<phase>/checkpoints``; a rerun after a kill resumes
   from the newest complete checkpoint, and a phase whose model was saved is not trained again.
 * LoRA (``sft.lora.enabled``): peft adapters, merged into the weights before saving.
-* MLflow: ``report_to="mlflow"``. Each phase logs into its own child run of the stage's run
-  (``MLFLOW_RUN_ID`` names the stage's run): the two phases have different arguments and both
-  count steps from 0, so one run would mix their curves and refuse the second set of params. The
-  phase run's id is kept in the work folder, so a resumed phase continues its own curve. Only the
-  main process logs (the HF callback checks ``is_world_process_zero``).
+* MLflow: the loss curve of each phase goes live to the stage's run (``MLFLOW_RUN_ID``) as
+  ``sft/<phase>/<metric>`` (``sft/cold_start/loss``), through
+  :class:`tasks.train.mlflow_log.MlflowLog`; HF's own reporting is off (``report_to="none"``).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ import pandas as pd
 
 from tasks.lm.modeling import load_model, load_tokenizer
 from tasks.common.params import Sft, SftPhase
+from tasks.train.mlflow_log import MlflowLog
 from tasks.train.pretrain import last_complete_checkpoint
 
 PHASES = ("instruction", "cold_start")
@@ -71,34 +70,7 @@ def loss_mask_stats(prepared: Any, n_chats: int, tokenizer: Any) -> dict[str, An
             "first_trained_text": trained_text[:80]}
 
 
-def phase_run_id(work: Path, phase: str) -> str | None:
-    """The MLflow child run of this phase under the stage's run (created once, then reused)."""
-    parent = os.environ.get("MLFLOW_RUN_ID")
-    if not parent:
-        return None
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient(os.environ.get("MLFLOW_TRACKING_URI"))
-    id_file = work / "mlflow_run_id"
-    run_id = id_file.read_text().strip() if id_file.is_file() else None
-    if run_id:
-        try:
-            client.get_run(run_id)
-        except MlflowException:  # the store was reset: start the phase's curve afresh
-            run_id = None
-    if run_id is None:
-        experiment = client.get_run(parent).info.experiment_id
-        run_id = client.create_run(experiment, run_name=f"sft/{phase}",
-                                   tags={"stage": "sft", "phase": phase}).info.run_id
-        work.mkdir(parents=True, exist_ok=True)
-        id_file.write_text(run_id)
-    # A phase resumed after a kill moves under the stage run that finished it.
-    client.set_tag(run_id, "mlflow.parentRunId", parent)
-    return run_id
-
-
-def sft_config(p: Sft, phase: SftPhase, checkpoint_dir: Path, seed: int, report: bool) -> Any:
+def sft_config(p: Sft, phase: SftPhase, checkpoint_dir: Path, seed: int, gpus: int) -> Any:
     from trl import SFTConfig
 
     return SFTConfig(
@@ -106,11 +78,11 @@ def sft_config(p: Sft, phase: SftPhase, checkpoint_dir: Path, seed: int, report:
         learning_rate=phase.learning_rate, per_device_train_batch_size=p.batch_size,
         gradient_accumulation_steps=p.grad_accum, lr_scheduler_type=p.lr_scheduler,
         warmup_steps=p.warmup_ratio, weight_decay=p.weight_decay, max_grad_norm=p.max_grad_norm,
-        bf16=p.precision == "bf16", fp16=p.precision == "fp16", use_cpu=p.gpus == 0,
+        bf16=p.precision == "bf16", fp16=p.precision == "fp16", use_cpu=gpus == 0,
         gradient_checkpointing=p.gradient_checkpointing, assistant_only_loss=True,
         max_length=p.max_length, packing=False, logging_steps=p.logging_steps,
         save_strategy="steps", save_steps=p.save_steps, save_total_limit=2,
-        report_to=["mlflow"] if report else "none", run_name=checkpoint_dir.parent.name,
+        report_to="none", run_name=checkpoint_dir.parent.name,
         dataloader_num_workers=0, ddp_find_unused_parameters=False, disable_tqdm=False)
 
 
@@ -123,7 +95,7 @@ def lora_config(p: Sft) -> Any:
                       target_modules=p.lora.target_modules, task_type="CAUSAL_LM")
 
 
-def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, seed: int,
+def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, cfg: dict[str, Any],
                 state: Any) -> dict[str, Any]:
     """One phase: SFT from ``start_dir``; the model (LoRA merged) is saved in ``<work>/model``."""
     from trl import SFTTrainer
@@ -131,16 +103,13 @@ def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, 
     out = work / "model"
     if (out / DONE).is_file():  # finished before a kill in a later phase
         return json.loads((out / DONE).read_text())
-    run_id = phase_run_id(work, name) if state.is_main_process else None
-    if run_id:
-        os.environ["MLFLOW_RUN_ID"] = run_id  # the HF MLflow callback attaches to this run
     tokenizer = load_tokenizer(start_dir)
     model = load_model(start_dir, tokenizer)
     data = chats(phase.data)
     checkpoint_dir = work / "checkpoints"
-    args = sft_config(p, phase, checkpoint_dir, seed, report=bool(os.environ.get("MLFLOW_RUN_ID")))
+    args = sft_config(p, phase, checkpoint_dir, cfg["seed"], cfg["gpus"])
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                         peft_config=lora_config(p))
+                         peft_config=lora_config(p), callbacks=[MlflowLog("sft", name)])
     mask = loss_mask_stats(trainer.train_dataset, len(data), tokenizer)
     last = last_complete_checkpoint(checkpoint_dir)
     result = trainer.train(resume_from_checkpoint=last)
@@ -154,8 +123,7 @@ def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, 
     summary = {"phase": name, "examples": len(data), **mask, "train_loss": result.training_loss,
                "steps": trainer.state.global_step,
                "resumed_from_step": int(last.rsplit("-", 1)[1]) if last else 0,
-               "train_seconds": result.metrics.get("train_runtime"), "mlflow_run_id": run_id,
-               "lora": p.lora.enabled}
+               "train_seconds": result.metrics.get("train_runtime"), "lora": p.lora.enabled}
     if state.is_main_process:
         tokenizer.save_pretrained(out)
         (out / "training_args.bin").unlink(missing_ok=True)  # no pickles cross a stage boundary
@@ -170,16 +138,13 @@ def train(cfg: dict[str, Any]) -> dict[str, Any] | None:
     from accelerate import PartialState
 
     p = Sft.model_validate(cfg["params"])
-    state = PartialState(cpu=p.gpus == 0)  # a torchrun-started CPU group joins over gloo
+    state = PartialState(cpu=cfg["gpus"] == 0)  # a torchrun-started CPU group joins over gloo
     work, start, phases = Path(cfg["work_dir"]), cfg["start_dir"], {}
-    stage_run = os.environ.get("MLFLOW_RUN_ID")
     for name in PHASES:
         phase: SftPhase = getattr(p, name)
         if phase.max_steps == 0:
             continue
-        if stage_run:
-            os.environ["MLFLOW_RUN_ID"] = stage_run
-        phases[name] = train_phase(name, p, phase, start, work / name, cfg["seed"], state)
+        phases[name] = train_phase(name, p, phase, start, work / name, cfg, state)
         start = str(work / name / "model")
     if not state.is_main_process:
         return None
