@@ -43,7 +43,7 @@ from tasks.lm.modeling import load_tokenizer
 from tasks.train.multitrace import trace_table
 from tasks.common.params import Params, load_params
 from tasks.common.prompts import load_prompts
-from tasks.common.storage import atomic_path, read_table, write_json
+from tasks.common.storage import atomic_path, read_table, write_csv, write_json
 from tasks.common.tracking import stage_run
 from tasks.verifiers.fitted import fit_verifiers, load_verifiers
 
@@ -80,14 +80,9 @@ def _plot(curve: pd.DataFrame, columns: list[str], title: str, ylabel: str) -> p
     return fig
 
 
-def _csv(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
-
-
 @flow(name="grpo")
 def grpo_flow() -> None:
-    params = load_params()
+    params = load_params(require=("grpo",))
     _check_params(params)
     p, v, seed = params.grpo, params.verifiers, params.base.seed
     phases = PHASES[p.mode]
@@ -138,9 +133,9 @@ def grpo_flow() -> None:
                          "online_prompts": len(online), "prompts_too_long": too_long,
                          "online_prompts_per_family": online["family"].value_counts().sort_index().to_dict()}
         curve = reward_curve(trained.get("online", {}).get("history", []))
-        _csv(curve, REPORTS / "reward.csv")
+        write_csv(curve, REPORTS / "reward.csv")
         loss = offline_curve(trained.get("offline", {}).get("history", []))
-        _csv(loss, REPORTS / "offline_loss.csv")
+        write_csv(loss, REPORTS / "offline_loss.csv")
         for phase, result in trained.items():
             metrics[phase] = {k: v for k, v in result.items() if k != "history"}
         if "online" in trained:
@@ -170,7 +165,7 @@ def grpo_flow() -> None:
             scored = check({"start": p.init, "grpo": str(MODEL)}, test, bundle, v,
                            p.heldout.max_new_tokens, params.generation, seed)
             table = per_family(scored)
-            _csv(table, REPORTS / "heldout.csv")
+            write_csv(table, REPORTS / "heldout.csv")
             metrics["heldout"] = {f"{r.model}/{r.family}": {"problems": int(r.problems), "accuracy": r.accuracy,
                                                             "reward": r.reward, "format": r.format}
                                   for r in table.itertuples(index=False)}

@@ -34,7 +34,7 @@ from tasks.common.errors import InputError, run_stage
 from tasks.lm.generate import generate
 from tasks.common.params import load_params
 from tasks.train.pretrain import perplexity
-from tasks.common.storage import atomic_path, write_json
+from tasks.common.storage import atomic_path, write_csv, write_json
 from tasks.common.tracking import stage_run
 
 DOCUMENTS = Path("data/corpus/documents.parquet")
@@ -59,7 +59,7 @@ def _curves(history: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @flow(name="pretrain")
 def pretrain_flow() -> None:
-    params = load_params()
+    params = load_params(require=("pretrain",))
     p, seed = params.pretrain, params.base.seed
     with stage_run("pretrain", params) as run:
         texts = gather_texts(DOCUMENTS, TEXTIFY, p.textify_tables)
@@ -101,11 +101,8 @@ def pretrain_flow() -> None:
                            for s, r in sources.iterrows()},
         }
         train_curve, eval_curve = _curves(history)
-        REPORTS.mkdir(parents=True, exist_ok=True)
-        with atomic_path(REPORTS / "loss.csv") as tmp:
-            train_curve.to_csv(tmp, index=False)
-        with atomic_path(REPORTS / "eval_loss.csv") as tmp:
-            eval_curve.to_csv(tmp, index=False)
+        write_csv(train_curve, REPORTS / "loss.csv")
+        write_csv(eval_curve, REPORTS / "eval_loss.csv")
         write_json(metrics, REPORTS / "metrics.json")
         run.log_metrics({k: v for k, v in metrics.items() if k != "per_source"})
 

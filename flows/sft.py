@@ -29,7 +29,7 @@ from tasks.common.errors import InputError, run_stage
 from tasks.common.params import load_params
 from tasks.train import harness
 from tasks.train.sft import DONE, PHASES
-from tasks.common.storage import atomic_path, read_table, write_json
+from tasks.common.storage import atomic_path, read_table, write_csv, write_json
 from tasks.common.tracking import stage_run
 
 START = Path("models/pretrain")
@@ -64,7 +64,7 @@ def loss_curve(work: Path, phases: list[str]) -> pd.DataFrame:
 
 @flow(name="sft")
 def sft_flow() -> None:
-    params = load_params()
+    params = load_params(require=("sft",))
     p = params.sft
     check_inputs(params)
     with stage_run("sft", params) as run:
@@ -88,9 +88,7 @@ def sft_flow() -> None:
             "final_train_loss": phases[list(phases)[-1]]["train_loss"],
             "steps": sum(ph["steps"] for ph in phases.values()),
         }
-        REPORTS.mkdir(parents=True, exist_ok=True)
-        with atomic_path(REPORTS / "loss.csv") as tmp:
-            curve.to_csv(tmp, index=False)
+        write_csv(curve, REPORTS / "loss.csv")
         write_json(metrics, REPORTS / "metrics.json")
         run.log_metrics({"sft": metrics["phases"]})
         run.log_metrics({"sft/final_train_loss": metrics["final_train_loss"]})

@@ -48,7 +48,7 @@ def make_adata(x: sp.csr_matrix, genes=None, cells=None, raw: bool = True) -> an
 
 def cfg(**kw) -> Cells:
     return Cells(**{"source": "unused", "label_key": "cell_type", "obs_keys": ["depth"],
-                    "top_k": 5, "min_genes": 0, **kw})
+                    "top_k": 5, **kw})
 
 
 def sentences_of(path) -> pd.DataFrame:
@@ -104,8 +104,7 @@ def test_top_values_column_follows_the_sentence(tmp_path):
     x = sp.csr_matrix(np.array([[1, 3, 0, 6], [0, 2, 0, 0]], np.float32))
     path = tmp_path / "cells.h5ad"
     make_adata(x).write_h5ad(path)
-    c = Cells(source=str(path), use_raw=False, top_k=3, target_sum=100, top_values=True,
-              min_genes=0)
+    c = Cells(source=str(path), use_raw=False, top_k=3, target_sum=100, top_values=True)
     out = tmp_path / "cells.parquet"
     with open_cells(str(path), c) as cm:
         write_cell_sentences(cm, out, c, seed=0)

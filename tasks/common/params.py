@@ -76,7 +76,7 @@ class Cells(Section):
     obs_keys: list[str] = Field(default_factory=list, description="obs columns carried along.")
     top_k: int = Field(200, gt=0, description="Genes per cell sentence, highest expression first.")
     separator: str = Field(", ", description="Between gene names in the sentence.")
-    min_genes: int = Field(10, ge=0, description="QC: cells with fewer expressed genes are dropped.")
+    min_genes: int = Field(0, ge=0, description="QC: cells with fewer expressed genes are dropped.")
     min_counts: float = Field(0, ge=0, description="QC: cells with fewer total counts are dropped.")
     max_mito_fraction: float = Field(1.0, ge=0, le=1, description="QC: MT- fraction ceiling.")
     mito_prefix: str = Field("MT-", description="Gene-name prefix of mitochondrial genes (mt- in mouse).")
@@ -192,12 +192,12 @@ class Pretrain(Section):
         default_factory=lambda: ["cells", "dna", "proteins"],
         description="data/textify tables whose texts join the corpus (skipped if the file is absent).")
     block_size: int = Field(256, gt=8, description="Tokens per packed training block.")
-    heldout_fraction: float = Field(0.05, gt=0, lt=0.5, description="Documents held out for eval loss.")
-    token_budget: int = Field(400_000, gt=0, description="Training tokens in all; sets max_steps. "
+    heldout_fraction: float = Field(0.02, gt=0, lt=0.5, description="Documents held out for eval loss.")
+    token_budget: int = Field(600_000, gt=0, description="Training tokens in all; sets max_steps. "
                               "Data repeats when the corpus is smaller.")
     batch_size: int = Field(8, gt=0, description="Blocks per device per step.")
     grad_accum: int = Field(1, gt=0, description="Gradient accumulation steps.")
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float = Field(2e-3, gt=0)
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps of linear warm-up.")
     weight_decay: float = Field(0.01, ge=0)
@@ -206,8 +206,8 @@ class Pretrain(Section):
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (large models).")
     logging_steps: int = Field(10, gt=0, description="Steps between train-loss log points.")
     eval_steps: int = Field(100, gt=0, description="Steps between held-out evaluations.")
-    save_steps: int = Field(100, gt=0, description="Steps between resumable checkpoints.")
-    max_eval_blocks: int = Field(256, gt=0, description="Held-out blocks evaluated, at most.")
+    save_steps: int = Field(50, gt=0, description="Steps between resumable checkpoints.")
+    max_eval_blocks: int = Field(128, gt=0, description="Held-out blocks evaluated, at most.")
 
 
 class SftPhase(Section):
@@ -230,8 +230,8 @@ class Sft(Section):
 
     instruction: SftPhase = Field(description="Phase 1: instruction-alignment chats.")
     cold_start: SftPhase = Field(description="Phase 2: verified gold reasoning traces.")
-    max_length: int = Field(1024, gt=16, description="Tokens per chat; longer ones are cut at the end.")
-    batch_size: int = Field(8, gt=0, description="Chats per device per step.")
+    max_length: int = Field(1536, gt=16, description="Tokens per chat; longer ones are cut at the end.")
+    batch_size: int = Field(4, gt=0, description="Chats per device per step.")
     grad_accum: int = Field(1, gt=0, description="Gradient accumulation steps.")
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps of linear warm-up.")
@@ -240,8 +240,8 @@ class Sft(Section):
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16 on a GPU.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (large models).")
     lora: Lora = Lora()
-    logging_steps: int = Field(10, gt=0, description="Steps between loss log points.")
-    save_steps: int = Field(50, gt=0, description="Steps between resumable checkpoints.")
+    logging_steps: int = Field(5, gt=0, description="Steps between loss log points.")
+    save_steps: int = Field(25, gt=0, description="Steps between resumable checkpoints.")
 
 
 class Evaluate(Section):
@@ -430,11 +430,11 @@ class Verifiers(Section):
 
 class GrpoOnline(Section):
     """Online GRPO with TRL's GRPOTrainer (tasks/train/grpo.py); names follow GRPOConfig."""
-    steps: int = Field(20, gt=0, description="Optimizer steps (GRPOConfig.max_steps).")
-    num_generations: int = Field(8, gt=1, description="Group size: completions sampled per prompt.")
+    steps: int = Field(24, gt=0, description="Optimizer steps (GRPOConfig.max_steps).")
+    num_generations: int = Field(4, gt=1, description="Group size: completions sampled per prompt.")
     prompts_per_step: int = Field(2, gt=0, description="Prompts per device per step; the device "
                                   "batch is prompts_per_step x num_generations completions.")
-    max_completion_length: int = Field(64, gt=0, description="Completion tokens at most; longer ones "
+    max_completion_length: int = Field(256, gt=0, description="Completion tokens at most; longer ones "
                                        "are truncated (see mask_truncated_completions).")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling of the rollouts.")
@@ -450,7 +450,7 @@ class GrpoOnline(Section):
     num_iterations: int = Field(1, gt=0, description="Policy updates per batch of rollouts (mu).")
     mask_truncated_completions: bool = Field(
         True, description="Leave truncated completions (no end of turn) out of the loss (DAPO).")
-    learning_rate: float = Field(1e-5, gt=0)
+    learning_rate: float = Field(1e-4, gt=0)
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Fraction of steps of linear warm-up.")
     max_grad_norm: float = Field(1.0, gt=0)
     use_vllm: bool = Field(False, description="Generate rollouts with vLLM inside GRPOTrainer "
@@ -463,7 +463,7 @@ class GrpoOnline(Section):
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="GPU share of the "
                                                "colocated vLLM engine.")
     logging_steps: int = Field(1, gt=0, description="Steps between logged metrics and completion tables.")
-    save_steps: int = Field(5, gt=0, description="Steps between resumable checkpoints.")
+    save_steps: int = Field(8, gt=0, description="Steps between resumable checkpoints.")
 
 
 class GrpoOffline(Section):
@@ -475,19 +475,19 @@ class GrpoOffline(Section):
     epochs: float = Field(1.0, gt=0, description="Passes over the groups (sets the step count with max_steps).")
     max_steps: int | None = Field(None, gt=0, description="Cap on optimizer steps; null: epochs decide.")
     groups_per_step: int = Field(2, gt=0, description="Problems (trace groups) per device per step.")
-    max_length: int = Field(768, gt=16, description="Prompt + trace tokens kept per trace "
+    max_length: int = Field(512, gt=16, description="Prompt + trace tokens kept per trace "
                             "(longer traces lose their prompt's start).")
-    learning_rate: float = Field(2e-5, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     max_grad_norm: float = Field(1.0, gt=0)
-    logging_steps: int = Field(2, gt=0)
-    save_steps: int = Field(10, gt=0)
+    logging_steps: int = Field(10, gt=0)
+    save_steps: int = Field(30, gt=0)
 
 
 class GrpoHeldout(Section):
     """The short held-out check of the GRPO checkpoint against its start (evaluate does the rest)."""
-    problems_per_family: int = Field(6, ge=0, description="Test problems per family; 0 skips the check.")
-    max_new_tokens: int = Field(64, gt=0, description="Greedy completion length.")
+    problems_per_family: int = Field(4, ge=0, description="Test problems per family; 0 skips the check.")
+    max_new_tokens: int = Field(256, gt=0, description="Greedy completion length.")
 
 
 class Grpo(Section):
