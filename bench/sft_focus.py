@@ -52,9 +52,9 @@ def main() -> None:
             tokenizer.save_pretrained(tmp / "start")
             start = str(tmp / "start")
         sft = params.sft.model_copy(update={
-            "instruction": params.sft.instruction.model_copy(update={"max_steps": 0}),
-            "cold_start": params.sft.cold_start.model_copy(update={"data": str(tmp / "chats.parquet"),
-                                                                   "max_steps": args.steps})})
+            "instruction": params.sft.instruction.model_copy(update={"epochs": 0}),
+            "cold_start": params.sft.cold_start.model_copy(update={"data": [str(tmp / "chats.parquet")],
+                                                                   "epochs": 1000, "max_steps": args.steps})})
         cfg = {"params": sft.model_dump(mode="json"), "seed": 0, "start_dir": start,
                "work_dir": str(tmp / "work"), "metrics_path": str(tmp / "metrics.json")}
         (tmp / "run.json").write_text(json.dumps(cfg))

@@ -4,7 +4,8 @@ A teacher that knows the answer and the evidence writes a step-wise rationale; i
 into ``{steps, conclusion}`` (bounded re-asks when it does not parse); a solver that sees only the
 question and the steps must reach the answer (reverse verification). Verified traces become SFT
 chats and BiomniGEM's multi-trace variants; the others are kept as negatives or rejections with
-their reasons. Every teacher and solver call goes through a persistent store
+their reasons. Every train problem also becomes an answer-only chat (``sft_direct.parquet``, the
+answer-only system prompt), so SFT teaches the answer itself as well as the path to it. Every teacher and solver call goes through a persistent store
 (``annotate.cache_dir``), so a rerun after a crash sends only the calls that never completed.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ REPORTS = Path("reports/annotate")
 
 def make_teacher(p: Annotate, kb: Knowledge, generation):
     kinds = {
-        "offline": lambda: OfflineTeacher(kb),
+        "offline": lambda: OfflineTeacher(kb, style=p.trace_style),
         "openai": lambda: OpenAIBackend(p.endpoint, p.model, p.api_key_env, p.concurrency, p.timeout_s,
                                         p.max_retries, p.backoff_s),
         "vllm": lambda: InProcessBackend(p.model, generation, engine="vllm"),
@@ -91,6 +92,7 @@ def annotate_flow() -> None:
         problems = read_table(PROBLEMS, schemas.Problems)
         todo = steps.select_problems(problems[problems["family"] != steps.INSTRUCTION], p.max_problems_per_family)
         instruction = steps.instruction_rows(problems, prompts, tag)
+        direct = steps.direct_rows(problems, prompts, tag)
 
         passages = {}
         if p.rag.enabled:
@@ -113,6 +115,7 @@ def annotate_flow() -> None:
                                                         ("solver", solver.stats.as_dict())])
         metrics["sft_examples"] = len(sft)
         metrics["sft_instruction_examples"] = len(instruction)
+        metrics["sft_direct_examples"] = len(direct)
         metrics["traces_per_variant"] = traces["variant"].value_counts().sort_index().to_dict()
 
         with atomic_path(OUT) as out:
@@ -120,6 +123,7 @@ def annotate_flow() -> None:
             write_table(traces, out / "traces.parquet", schemas.Traces)
             write_table(sft, out / "sft.parquet", schemas.SftChats)
             write_table(instruction, out / "sft_instruction.parquet", schemas.SftChats)
+            write_table(direct, out / "sft_direct.parquet", schemas.SftChats)
 
         rates, fig = accept_plot(metrics["per_family"])
         REPORTS.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from tasks.corpus import knowledge
 
 from tasks.common import schemas
 from tasks.common.errors import run_stage
-from tasks.common.params import load_params
+from tasks.common.params import Problems, load_params
 from tasks.common.storage import atomic_path, write_json, write_table
 from tasks.common.tracking import stage_run
 
@@ -40,6 +40,7 @@ TABLE_SCHEMAS = {
     "protein_families": schemas.ProteinFamilies,
     "perturbqa": schemas.PerturbPairs,
     "markers": schemas.Markers,
+    "marker_cells": schemas.MarkerCells,
 }
 
 hpo_tables = task(knowledge.hpo_tables, cache_policy=NO_CACHE)
@@ -61,7 +62,11 @@ def corpus_flow() -> None:
         tables["motifs"] = jaspar_motifs(p.jaspar_release, p.jaspar_collection, p.jaspar_tax_group)
         tables["protein_families"] = protein_families()
         tables["perturbqa"] = perturbqa_pairs(p.perturbqa_dir, p.perturbqa_files)
-        tables["markers"] = marker_genes(p.reference_cells, p.reference_label, p.markers_per_type)
+        # the problems stage's split of the cells, so markers come from its train cells only
+        test_fraction = (params.problems.test_fraction if params.problems
+                         else Problems.model_fields["test_fraction"].default)
+        tables["markers"], tables["marker_cells"] = marker_genes(
+            p.reference_cells, p.reference_label, p.markers_per_type, test_fraction, params.base.seed)
 
         docs = (corpus.hpo_documents(tables["hpo_terms"], p.max_hpo_documents)
                 + corpus.disease_documents(tables["disease_phenotypes"], tables["disease_genes"],

@@ -58,13 +58,13 @@ def check_inputs(checkpoints: dict[str, str]) -> None:
         raise InputError(BASELINES, "file", "missing: run the problems stage first")
 
 
-def loglik_checkpoint(name: str, folder: str, test: pd.DataFrame, chats: list, labels: dict,
-                      tag: str) -> pd.DataFrame:
-    """Log-likelihood of each option of every test problem under one checkpoint."""
+def loglik_checkpoint(name: str, folder: str, test: pd.DataFrame, chats: dict[str, list],
+                      completions: list[str], labels: dict, tag: str) -> pd.DataFrame:
+    """Log-likelihood of each option of every test problem under one checkpoint, in both modes:
+    ``direct`` (right after the prompt) and ``reasoned`` (after its own greedy reasoning)."""
     tokenizer = load_tokenizer(folder)
     model = load_model(folder, tokenizer).eval()
-    results = loglik.loglik_eval(model, tokenizer, test, loglik.contexts(tokenizer, chats, tag),
-                                 labels, tag)
+    results = loglik.score_modes(model, tokenizer, test, chats, completions, labels, tag)
     results.insert(0, "checkpoint", name)
     return results
 
@@ -111,25 +111,32 @@ def checkpoint_metrics(scored: pd.DataFrame, test: pd.DataFrame) -> dict:
     return metrics
 
 
-def register_final(params, metrics: dict) -> dict | None:
+def register_final(params, metrics: dict, scored_options: pd.DataFrame) -> dict | None:
+    """Register the final checkpoint as challenger, with its gate evidence (registry.gate_tags)."""
     e, r = params.evaluate, params.registry
     if not e.register_model or r is None:
         return None
     final = next((c for c in r.final_checkpoints if c in e.checkpoints), None)
     if final is None:
         raise ValueError(f"registry.final_checkpoints {r.final_checkpoints}: none is in evaluate.checkpoints")
-    summary = metrics["checkpoints"][final]
-    if r.gate_metric not in summary:
-        raise ValueError(f"registry.gate_metric {r.gate_metric!r} is not a checkpoint metric "
-                         f"({', '.join(k for k, v in summary.items() if not isinstance(v, dict))})")
+    summary, headline = metrics["checkpoints"][final], metrics["loglik"][final]
+    families = [f for f, v in headline["families"].items() if v["scorable"]]
+    majority = metrics["fitted_baselines"].get("majority", {})
+    rows = scored_options[(scored_options["checkpoint"] == final) & (scored_options["mode"] == e.loglik_mode)]
+    gate = registry.gate_tags(rows, e.loglik_mode, chance=headline["mean_chance"],
+                              majority=float(np.mean([majority[f]["accuracy"] for f in families
+                                                      if f in majority] or [np.nan])),
+                              seed=params.base.seed)
     folder = e.checkpoints[final]
     tags = {"checkpoint": final, "model_dir": folder, "git_commit": _git_commit(),
             "dvc_md5": registry.dvc_md5(folder), "profile": params.base.profile,
             **{f"eval.{k}": str(v) for k, v in summary.items() if not isinstance(v, dict)},
-            "eval_summary": json.dumps({f: v["accuracy"] for f, v in summary["families"].items()})}
+            "eval_summary": json.dumps({f: v["accuracy"] for f, v in summary["families"].items()}),
+            **gate}
     version = registry.register(folder, r.model_name, tags)
     return {"name": r.model_name, "version": version, "checkpoint": final, "alias": registry.CHALLENGER,
-            "dvc_md5": tags["dvc_md5"], "gate": {r.gate_metric: summary[r.gate_metric]}}
+            "dvc_md5": tags["dvc_md5"],
+            "gate": {k.removeprefix("gate."): v for k, v in gate.items() if k != "gate.correct"}}
 
 
 @flow(name="evaluate")
@@ -142,42 +149,52 @@ def evaluate_flow() -> None:
     test = ev.select_test(problems, e.max_problems_per_family, seed)
     prompts = load_prompts(annotate.prompts_dir)
     chats = [problem_messages(r, prompts, tag) for r in test.to_dict("records")]
-    full_test = problems[problems["split"] == "test"].sort_values("id").reset_index(drop=True)
-    full_chats = [problem_messages(r, prompts, tag) for r in full_test.to_dict("records")]
+    direct_chats = [problem_messages(r, prompts, tag, think=False) for r in test.to_dict("records")]
     labels = loglik.label_sets(problems)
     with stage_run("evaluate", params) as run:
-        scored_options = pd.concat([
-            task(loglik_checkpoint, name=f"loglik-{name}", cache_policy=NO_CACHE)(
-                name, folder, full_test, full_chats, labels, tag)
-            for name, folder in e.checkpoints.items()], ignore_index=True)
-        predictions, metrics = [], {
+        predictions, options, metrics = [], [], {
             "profile": params.base.profile, "max_new_tokens": e.max_new_tokens,
             "answer_tag": tag, "problems": test["family"].value_counts().sort_index().to_dict(),
-            "loglik": comparison.loglik_metrics(scored_options),
-            "paired": comparison.paired_comparisons(scored_options, list(e.checkpoints), seed=seed),
-            "fitted_baselines": comparison.fitted_baselines(problems),
-            "checkpoints": {}}
+            "loglik_mode": e.loglik_mode, "checkpoints": {}}
         for name, folder in e.checkpoints.items():
             scored = task(evaluate_checkpoint, name=f"evaluate-{name}", cache_policy=NO_CACHE)(
                 name, folder, test, chats, params)
+            scored_options = task(loglik_checkpoint, name=f"loglik-{name}", cache_policy=NO_CACHE)(
+                name, folder, test, {"reasoned": chats, "direct": direct_chats},
+                scored["completion"].tolist(), labels, tag)
             metrics["checkpoints"][name] = checkpoint_metrics(scored, test)
+            metrics["checkpoints"][name].update(
+                completions_at_limit=int((scored["completion_tokens"] >= e.max_new_tokens).sum()),
+                reasoning_closed_rate=round(float(scored_options.loc[
+                    scored_options["mode"] == "reasoned", "reasoning_closed"].mean()), 4))
             predictions.append(scored)
-        predictions = pd.concat(predictions, ignore_index=True)
+            options.append(scored_options)
+        predictions, scored_options = (pd.concat(predictions, ignore_index=True),
+                                       pd.concat(options, ignore_index=True))
+        by_mode = {}
+        for mode in (e.loglik_mode, *[m for m in loglik.MODES if m != e.loglik_mode]):
+            part = scored_options[scored_options["mode"] == mode]
+            by_mode[mode] = {"loglik": comparison.loglik_metrics(part),
+                             "paired": comparison.paired_comparisons(part, list(e.checkpoints), seed=seed)}
+        # the primary mode's numbers are the stage's headline (and the registry's gate)
+        metrics.update(by_mode[e.loglik_mode], loglik_modes=by_mode,
+                       fitted_baselines=comparison.fitted_baselines(problems))
 
         biomni = biomni_eval.score_table(biomni_eval.to_biomni(predictions))
         for name, part in biomni.groupby("checkpoint"):
             metrics["checkpoints"][name]["biomni"] = biomni_eval.summary(part)
         metrics["baselines"] = subset_baselines(problems, test)
         metrics["baselines_full_test"] = json.loads(BASELINES.read_text())
-        metrics["registered"] = register_final(params, metrics)
+        metrics["registered"] = register_final(params, metrics, scored_options)
 
         with atomic_path(OUT) as out:
             write_table(predictions[[c for c in schemas.EvalPredictions.to_schema().columns]],
                         out / "predictions.parquet", schemas.EvalPredictions)
             biomni.to_parquet(out / "biomni_predictions.parquet", index=False)
             scored_options.to_parquet(out / "loglik.parquet", index=False)
-        table = report_markdown(metrics, comparison.loglik_markdown(
-            metrics["loglik"], metrics["paired"], metrics["fitted_baselines"]))
+        table = report_markdown(metrics, "\n".join(
+            comparison.loglik_markdown(m["loglik"], m["paired"], metrics["fitted_baselines"], mode)
+            for mode, m in by_mode.items()))
         frames = accuracy_frames(metrics)
         with atomic_path(REPORTS / "plots") as folder:
             folder.mkdir()
@@ -189,7 +206,7 @@ def evaluate_flow() -> None:
 
         run.log_metrics({c: {k: v for k, v in m.items() if k != "biomni"}
                          for c, m in metrics["checkpoints"].items()})
-        run.log_metrics({"loglik": metrics["loglik"]})
+        run.log_metrics({"loglik": by_mode})
         run.log_text(table, "evaluate/table.md")
         run.log_table(predictions.drop(columns=["completion"]), "evaluate_predictions", rows=50)
         fig = accuracy_figure(frames)

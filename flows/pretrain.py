@@ -34,11 +34,13 @@ from tasks.common.errors import InputError, run_stage
 from tasks.lm.generate import generate
 from tasks.common.params import load_params
 from tasks.train.pretrain import perplexity
-from tasks.common.storage import atomic_path, write_csv, write_json
+from tasks.common import schemas
+from tasks.common.storage import atomic_path, read_table, write_csv, write_json
 from tasks.common.tracking import stage_run
 
 DOCUMENTS = Path("data/corpus/documents.parquet")
 TEXTIFY = Path("data/textify")
+PROBLEMS = Path("data/problems/problems.parquet")
 BASE = Path("models/base")
 MODEL = Path("models/pretrain")
 REPORTS = Path("reports/pretrain")
@@ -63,6 +65,10 @@ def pretrain_flow() -> None:
     p, seed = params.pretrain, params.base.seed
     with stage_run("pretrain", params) as run:
         texts = gather_texts(DOCUMENTS, TEXTIFY, p.textify_tables)
+        # test problems' cells, sequences and windows are never pretrained on
+        problems = read_table(PROBLEMS, schemas.Problems)
+        texts, dropped_test = packing.drop_test_texts(texts, problems)
+        packing.assert_no_test_text(texts, problems)
         texts["heldout"] = packing.heldout_mask(texts["doc_id"], p.heldout_fraction, seed)
         train_texts, heldout_texts = texts.loc[~texts["heldout"], "text"], texts.loc[texts["heldout"], "text"]
         if heldout_texts.empty:
@@ -92,7 +98,8 @@ def pretrain_flow() -> None:
         sources = texts.groupby(["source", "heldout"]).size().unstack(fill_value=0)
         metrics = {
             "base": base_info, **trained,
-            "documents": {"train": int((~texts["heldout"]).sum()), "heldout": int(texts["heldout"].sum())},
+            "documents": {"train": int((~texts["heldout"]).sum()), "heldout": int(texts["heldout"].sum()),
+                          "dropped_test_inputs": dropped_test},
             "tokens": {"train": train_tokens, "heldout": heldout_tokens},
             "epochs": trained["tokens_trained"] / train_tokens,
             "textify_tables_found": sorted({s.split(":")[1] for s in texts["source"]

@@ -24,8 +24,9 @@ from tasks.common import schemas
 from tasks.common.errors import InputError, run_stage
 from tasks.corpus.knowledge import hmm_dir
 from tasks.common.params import load_params
+from tasks.common import splits
 from tasks.problems import (alignment, baselines, cells, choices, clinical, dna, instruction,
-                            integration, perturb, proteins, report, splits)
+                            integration, perturb, proteins, report)
 from tasks.problems.records import COLUMNS, family_rng
 from tasks.common.schemas import FAMILIES
 from tasks.common.storage import atomic_path, read_table, write_csv, write_json, write_table
@@ -37,6 +38,7 @@ log = logging.getLogger("problems")
 
 INPUTS = {"motifs": (CORPUS, schemas.Motifs), "protein_families": (CORPUS, schemas.ProteinFamilies),
           "perturbqa": (CORPUS, schemas.PerturbPairs), "markers": (CORPUS, schemas.Markers),
+          "marker_cells": (CORPUS, schemas.MarkerCells),
           "disease_phenotypes": (CORPUS, schemas.DiseasePhenotypes),
           "disease_genes": (CORPUS, schemas.DiseaseGenes),
           "gene_phenotypes": (CORPUS, schemas.GenePhenotypes), "hpo_terms": (CORPUS, schemas.HpoTerms),
@@ -87,6 +89,10 @@ def problems_flow() -> None:
         raise InputError("params.yaml", "problems", "section missing")
     with stage_run("problems", params) as run:
         data = read_inputs()
+        # cell-type and instruction prompts show the top genes; integration needs the whole
+        # sentence, whose factor genes rank lower
+        top_cells = data["cells"].assign(cell_sentence=[
+            cells.top_genes(s, p.cell_sentence_genes) for s in data["cells"]["cell_sentence"]])
         motifs = data["motifs"]
         skipped_motifs = int((~motifs["counts_consistent"]).sum()) if p.tf_binding.require_consistent_counts else 0
         if p.tf_binding.require_consistent_counts:
@@ -100,12 +106,17 @@ def problems_flow() -> None:
         vocabulary = {g for s in data["cells"]["cell_sentence"] for g in cells.genes_of(s)}
         eligible = integration.eligible_motifs(motifs, vocabulary)
         split_of = entity_splits(data, members, genes, eligible, p.test_fraction, seed)
+        leaked = [c for c in data["marker_cells"]["cell_id"] if split_of.get(f"cell:{c}") == "test"]
+        if leaked:
+            raise splits.LeakageError(
+                f"{len(leaked)} test cells shaped the marker genes (data/corpus/marker_cells.parquet), "
+                f"e.g. {leaked[0]!r}: rerun the corpus stage with this base.seed and problems.test_fraction")
 
         rows, stats = {}, {"motifs_skipped_inconsistent_counts": skipped_motifs,
                            "motifs_with_scaled_counts": int((~data["motifs"]["counts_consistent"]).sum()),
                            "protein_family": protein_stats, "dna_to_protein_genes": gene_stats}
         rows["cell_type"], stats["cell_type"] = cell_type_problems(
-            data["cells"], data["markers"], split_of, p.cell_type.cells_per_type, p.n_choices,
+            top_cells, data["markers"], split_of, p.cell_type.cells_per_type, p.n_choices,
             family_rng(seed, "cell_type"))
         rows["perturb"], stats["perturb_sampled"] = perturb_problems(
             data["perturbqa"], p.perturb.train_pairs_per_line, p.perturb.test_genes_per_line,
@@ -132,7 +143,7 @@ def problems_flow() -> None:
             data["cells"], eligible, data["dna"], split_of, g.quads, g.window, g.min_site_score,
             g.margin, g.tries, family_rng(seed, "integration"))
         i, rng = p.instruction, family_rng(seed, "instruction_alignment")
-        rows["instruction"] = (instruction.cell_problems(data["cells"], i.cells, split_of, rng)
+        rows["instruction"] = (instruction.cell_problems(top_cells, i.cells, split_of, rng)
                                + instruction.dna_problems(data["dna"], i.dna_windows, i.dna_min_length,
                                                           i.gc_edges, split_of, rng)
                                + instruction.protein_problems(data["proteins"], i.proteins,

@@ -2,8 +2,10 @@
 
     python -m flows.promote
 
-Reads ``registry`` from params.yaml: the challenger's ``eval.<gate_metric>`` tag must beat the
-champion's by more than ``min_improvement``. Running it twice changes nothing the second time.
+Reads ``registry`` from params.yaml. The challenger's log-likelihood mean accuracy (its 95%
+interval's lower end) must beat chance and the majority baseline, and the paired bootstrap against
+the champion on the same problems must have its lower end above ``min_improvement``
+(``tasks/evaluate/registry.py``). Running it twice changes nothing the second time.
 The decision and its reason are logged and written as the challenger version's ``promotion`` tag
 (and the registered model's ``last_promotion`` tag).
 """
@@ -25,7 +27,7 @@ def promote_flow() -> registry.Decision:
     r = load_params().registry or Registry()
     mlflow.set_tracking_uri(tracking_uri())
     try:
-        decision = registry.promote(r.model_name, r.gate_metric, r.min_improvement)
+        decision = registry.promote(r.model_name, r.min_improvement)
     except ValueError as err:
         raise InputError(tracking_uri(), f"registered model {r.model_name!r}", str(err)) from None
     get_run_logger().info("%s: challenger v%s, champion v%s: %s", r.model_name, decision.challenger,

@@ -44,10 +44,9 @@ def check_inputs(params) -> None:
         raise InputError(START, "folder", "no model (config.json): run the pretrain stage first")
     for name in PHASES:
         phase = getattr(params.sft, name)
-        if phase.max_steps:
-            chats = read_table(phase.data, schemas.SftChats)
-            if chats.empty:
-                raise InputError(phase.data, "table", f"no chats for sft phase {name!r}")
+        for path in phase.data if phase.epochs else []:
+            if read_table(path, schemas.SftChats).empty:
+                raise InputError(path, "table", f"no chats for sft phase {name!r}")
 
 
 def loss_curve(work: Path, phases: list[str]) -> pd.DataFrame:
@@ -68,7 +67,7 @@ def sft_flow() -> None:
     p = params.sft
     check_inputs(params)
     with stage_run("sft", params) as run:
-        inputs = [START] + [Path(getattr(p, n).data) for n in PHASES if getattr(p, n).max_steps]
+        inputs = [START] + [Path(d) for n in PHASES if getattr(p, n).epochs for d in getattr(p, n).data]
         work = harness.prepare("sft", params, inputs)
         trained = train_child("sft", work, {"params": p.model_dump(mode="json"), "start_dir": str(START)},
                               params.base, run.run_id)

@@ -53,9 +53,14 @@ def test_evaluate_flow_table_predictions_registry_and_promote(mlflow_uri, tiny_b
     assert [e["family"] for e in metrics["paired"]["sft - base"]][-1] == "mean over families"
     assert {"chance", "majority"} <= set(metrics["fitted_baselines"])
     scored = pd.read_parquet(tmp_path / "data/evaluate/loglik.parquet")
-    assert len(scored) == 2 * int((problems()["split"] == "test").sum())
+    assert len(scored) == 2 * 2 * sum(metrics["problems"].values())  # checkpoints x modes
+    assert set(scored["mode"]) == {"direct", "reasoned"} and metrics["loglik_mode"] == "direct"
+    assert set(metrics["loglik_modes"]) == {"direct", "reasoned"}
+    assert metrics["loglik"] == metrics["loglik_modes"]["direct"]["loglik"]
+    assert 0 <= sft["reasoning_closed_rate"] <= 1 and sft["completions_at_limit"] >= 0
     table = (tmp_path / "reports/evaluate/table.md").read_text()
-    assert "## Log-likelihood accuracy per family" in table and "| sft - base | **mean over families**" in table
+    assert "## Log-likelihood accuracy per family, reasoned" in table and "| sft - base | **mean over families**" in table
+    assert "## Log-likelihood accuracy per family, direct" in table
     assert "| family | base | sft | majority | random | n |" in table
     assert sorted(p.name for p in (tmp_path / "reports/evaluate/plots").iterdir()) == [
         "accuracy_base.csv", "accuracy_majority.csv", "accuracy_random.csv", "accuracy_sft.csv"]
@@ -65,8 +70,12 @@ def test_evaluate_flow_table_predictions_registry_and_promote(mlflow_uri, tiny_b
     assert version.tags["eval.mean_accuracy"] == str(sft["mean_accuracy"])
     assert version.tags["checkpoint"] == "sft" and version.tags["git_commit"]
 
+    assert float(version.tags["gate.low"]) <= float(version.tags["gate.mean_accuracy"])
+    assert json.loads(version.tags["gate.correct"]) and version.tags["gate.mode"] == "direct"
+
+    # an untrained checkpoint sits at chance: the gate refuses it, in one line, every time
     first = promote_flow()
-    assert first.promoted and str(client.get_model_version_by_alias("omicsforge", "champion").version) == \
-        str(version.version)
+    assert not first.promoted and first.reason.startswith("refused") and "\n" not in first.reason
+    assert first.champion is None
     again = promote_flow()
-    assert not again.promoted and again.reason.startswith("unchanged")
+    assert not again.promoted and again.reason == first.reason

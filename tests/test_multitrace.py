@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tasks.common.prompts import problem_messages
-from tasks.train.multitrace import (GroupCollator, MultiTraceTrainer, TraceGroups, encode_trace, group_weights,
-                              multitrace_loss, trace_table)
+from tasks.train.multitrace import (GroupCollator, MultiTraceTrainer, TraceGroups, encode_trace,
+                                   fitting_groups, group_weights, multitrace_loss, trace_table)
 from tasks.common.prompts import load_prompts
 from tests.grpo_fixtures import problems, traces
 
@@ -58,15 +58,31 @@ def test_trace_table_groups_weights_and_prompts():
         trace_table(tr.assign(problem_id="nope"), table, prompts, "answer", 1.0, 1e-4)
 
 
-def test_encode_trace_masks_the_prompt_and_cuts_its_start(tiny_base):
-    from tasks.lm.modeling import load_tokenizer
+def test_encode_trace_masks_the_prompt_and_never_cuts_it(tiny_base):
+    from tasks.lm.modeling import load_tokenizer, render_chat
 
     tok = load_tokenizer(tiny_base[0])
     prompt = [{"role": "system", "content": "s " * 50}, {"role": "user", "content": "q"}]
-    ids, mask = encode_trace(tok, prompt, "<think>a</think><answer>b</answer>", max_length=20)
-    assert len(ids) == len(mask) == 20
-    assert mask[-1] == 1 and mask[0] == 0 and sum(mask) < 20
+    ids, mask = encode_trace(tok, prompt, "<think>a</think><answer>b</answer>")
+    assert len(ids) == len(mask) and mask[-1] == 1 and mask[0] == 0
+    assert sum(1 - m for m in mask) == len(tok(render_chat(tok, prompt), add_special_tokens=False)["input_ids"])
     assert tok.decode([i for i, m in zip(ids, mask) if m]).startswith("<think>")
+
+
+def test_groups_that_would_be_cut_are_left_out_whole_and_counted(tiny_base):
+    from tasks.lm.modeling import load_tokenizer
+
+    tok = load_tokenizer(tiny_base[0])
+    short = [{"role": "user", "content": "q"}]
+    long = [{"role": "user", "content": "q " * 200}]
+    table = pd.DataFrame({"group": ["a", "a", "b"], "family": ["f", "f", "g"],
+                          "variant": ["gold", "long", "gold"], "prompt": [short, short, long],
+                          "completion": ["<answer>x</answer>", "<think>" + "y " * 100 + "</think>",
+                                         "<answer>x</answer>"]})
+    kept, info = fitting_groups(table, tok, max_length=120)
+    assert kept.empty and info["groups_over_max_length"] == 2  # group a goes whole, not just its long trace
+    kept, info = fitting_groups(table, tok, max_length=10_000)
+    assert len(kept) == 3 and info["groups_over_max_length"] == 0
 
 
 def _batch():
@@ -112,7 +128,7 @@ def test_trainer_moves_weight_towards_the_gold_trace(tiny_base, tmp_path):
                           "completion": ["<think>CD3D</think><answer>yes</answer>",
                                          "<think>CD3D</think><answer>no</answer>"],
                           "reward": [1.0, -1.0], "weight": list(group_weights([1.0, -1.0], alpha=3.0))})
-    data = TraceGroups(table, tok, 64)
+    data = TraceGroups(table, tok)
     collate = GroupCollator(tok.pad_token_id)
     batch = collate([data[0]])
 

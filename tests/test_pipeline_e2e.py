@@ -51,6 +51,19 @@ def test_dvc_repro_smoke_builds_every_stage_once(tmp_path):
         assert run.data.params["base.profile"] == "smoke"
         assert run.data.metrics, f"{stage} logged no metrics"
 
+    # nothing cut silently: over-long SFT chats are dropped and counted, never truncated; every
+    # offline GRPO group is whole; evaluate counts the completions that reached its budget
+    import json
+    sft = json.loads((project / "reports/sft/metrics.json").read_text())["phases"]
+    for phase in sft.values():
+        assert phase["chats_dropped"] == 0 and phase["tokens_max"] <= phase["max_length"]
+        assert isinstance(phase["dropped_per_family"], dict) and phase["trained_chats"] > 0
+    grpo = json.loads((project / "reports/grpo/metrics.json").read_text())
+    assert grpo["offline"]["groups_over_max_length"] == 0
+    evaluate = json.loads((project / "reports/evaluate/metrics.json").read_text())
+    assert evaluate["max_new_tokens"] >= max(p["reply_tokens_max"] for p in sft.values())
+    assert all("completions_at_limit" in c for c in evaluate["checkpoints"].values())
+
     again = run_dvc(project, "repro", env=env)
     assert "Data and pipelines are up to date." in again.stdout
     after = mlflow.search_runs(experiment_names=["omicsforge"], output_format="list")

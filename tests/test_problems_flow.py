@@ -14,7 +14,7 @@ import yaml
 from tasks.common import schemas
 from tasks.problems.choices import surface_cue_accuracy
 from tasks.common.schemas import FAMILIES
-from tasks.problems.splits import check_families_present, check_leakage
+from tasks.common.splits import check_families_present, check_leakage
 from tasks.common.storage import read_table
 from tests.conftest import PROJECT
 from tests.textify_standins import write_standins

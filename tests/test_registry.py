@@ -1,5 +1,6 @@
 """Registry: two versions in a scratch store, promote, promote again, refuse a worse challenger."""
 import mlflow
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -8,10 +9,13 @@ from tasks.evaluate import registry
 NAME = "omicsforge"
 
 
-def _register(model_dir, accuracy):
+def _register(model_dir, correct: list[bool], chance=0.25, majority=0.3):
+    """A version whose gate evidence is ``correct`` on one family of problems p00, p01, ..."""
+    results = pd.DataFrame({"problem_id": [f"p{i:02d}" for i in range(len(correct))], "family": "f",
+                            "scorable": True, "correct": correct})
+    tags = registry.gate_tags(results, "reasoned", chance=chance, majority=majority)
     with mlflow.start_run():
-        return registry.register(model_dir, NAME, {"eval.mean_accuracy": str(accuracy),
-                                                   "dvc_md5": registry.dvc_md5(model_dir)})
+        return registry.register(model_dir, NAME, {**tags, "dvc_md5": registry.dvc_md5(model_dir)})
 
 
 @pytest.mark.slow
@@ -20,34 +24,41 @@ def test_register_promote_idempotent_and_refuse_worse(mlflow_uri, tiny_base):
     mlflow.set_tracking_uri(mlflow_uri)
     client = MlflowClient()
 
-    v1 = _register(model_dir, 0.30)
+    v0 = _register(model_dir, [True] * 12 + [False] * 28)  # 0.30: at chance and majority
+    at_chance = registry.promote(NAME, client=client)
+    assert not at_chance.promoted and at_chance.reason.startswith("refused") and "chance" in at_chance.reason
+    assert "\n" not in at_chance.reason and at_chance.champion is None
+
+    v1 = _register(model_dir, [True] * 24 + [False] * 16)  # 0.60
     assert str(client.get_model_version_by_alias(NAME, "challenger").version) == v1
-    first = registry.promote(NAME, "mean_accuracy", client=client)
+    first = registry.promote(NAME, client=client)
     assert first.promoted and first.reason.startswith("promoted: no champion yet")
     assert str(client.get_model_version_by_alias(NAME, "champion").version) == v1
 
-    again = registry.promote(NAME, "mean_accuracy", client=client)  # safe to run twice
+    again = registry.promote(NAME, client=client)  # safe to run twice
     assert not again.promoted and again.reason.startswith("unchanged")
     assert str(client.get_model_version_by_alias(NAME, "champion").version) == v1
 
-    v2 = _register(model_dir, 0.45)
-    better = registry.promote(NAME, "mean_accuracy", client=client)
+    v2 = _register(model_dir, [True] * 38 + [False] * 2)  # 0.95, right where v1 was wrong
+    better = registry.promote(NAME, client=client)
     assert better.promoted and str(client.get_model_version_by_alias(NAME, "champion").version) == v2
     assert client.get_model_version(NAME, v2).tags["promotion"] == better.reason
+    assert "paired difference" in better.reason
 
-    v3 = _register(model_dir, 0.40)
-    worse = registry.promote(NAME, "mean_accuracy", client=client)
-    assert not worse.promoted and worse.reason.startswith("refused")
+    v3 = _register(model_dir, [True] * 37 + [False] * 3)  # 0.925: not better, by the paired test
+    worse = registry.promote(NAME, client=client)
+    assert not worse.promoted and worse.reason.startswith("refused") and f"champion v{v2}" in worse.reason
     assert str(client.get_model_version_by_alias(NAME, "champion").version) == v2
     assert str(client.get_model_version_by_alias(NAME, "challenger").version) == v3
     assert "refused" in client.get_model_version(NAME, v3).tags["promotion"]
     assert client.get_model_version(NAME, v1).tags["dvc_md5"].endswith(".dir")
+    assert v0 != v1
 
 
 @pytest.mark.slow
 def test_registered_pyfunc_generates_offline(mlflow_uri, tiny_base):
     mlflow.set_tracking_uri(mlflow_uri)
-    version = _register(tiny_base[0], 0.1)
+    version = _register(tiny_base[0], [True, False])
     model = mlflow.pyfunc.load_model(f"models:/{NAME}/{version}")
     out = model.predict(["<cell>CD3D, CD8A</cell>"], params={"max_new_tokens": 4})
     assert len(out) == 1 and isinstance(out[0], str)
@@ -57,4 +68,4 @@ def test_promote_without_challenger_is_a_clear_error(mlflow_uri):
     mlflow.set_tracking_uri(mlflow_uri)
     MlflowClient().create_registered_model(NAME)
     with pytest.raises(ValueError, match="no 'challenger' alias"):
-        registry.promote(NAME, "mean_accuracy")
+        registry.promote(NAME)

@@ -22,10 +22,10 @@ def _cfg(base, tmp_path, instruction_steps=4, cold_steps=4, **overrides):
     write_chats(tmp_path / "instruction.parquet", 32)
     write_chats(tmp_path / "gold.parquet", 48, seed=1)
     settings = dict(batch_size=2, max_length=256, logging_steps=2, save_steps=2)
-    p = Sft(instruction={"data": str(tmp_path / "instruction.parquet"), "max_steps": instruction_steps,
-                         "learning_rate": 3e-3},
-            cold_start={"data": str(tmp_path / "gold.parquet"), "max_steps": cold_steps,
-                        "learning_rate": 3e-3}, **{**settings, **overrides})
+    p = Sft(instruction={"data": [str(tmp_path / "instruction.parquet")], "epochs": 10,
+                         "max_steps": instruction_steps, "learning_rate": 3e-3},
+            cold_start={"data": [str(tmp_path / "gold.parquet")], "epochs": 10,
+                        "max_steps": cold_steps, "learning_rate": 3e-3}, **{**settings, **overrides})
     cfg = {"params": p.model_dump(mode="json"), "seed": 0, "gpus": 0, "start_dir": str(base),
            "work_dir": str(tmp_path / "work"), "metrics_path": str(tmp_path / "metrics.json")}
     (tmp_path / "run.json").write_text(json.dumps(cfg))
@@ -41,7 +41,7 @@ def test_assistant_only_mask_trains_the_reply_not_the_prompt(tiny_base, tmp_path
     cfg = _cfg(tiny_base[0], tmp_path)
     p = Sft.model_validate(cfg["params"])
     tokenizer = load_tokenizer(tiny_base[0])
-    data = chats(p.cold_start.data)
+    data = chats(pd.read_parquet(p.cold_start.data[0]))
     trainer = SFTTrainer(model=load_model(tiny_base[0], tokenizer), processing_class=tokenizer,
                          args=sft_config(p, p.cold_start, tmp_path / "x" / "checkpoints", 0, gpus=0),
                          train_dataset=data)
@@ -95,7 +95,8 @@ def test_sft_flow_with_lora_writes_a_merged_model_and_curves(mlflow_uri, tiny_ba
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     shutil.copytree(tiny_base[0], tmp_path / "models/pretrain")
     write_chats(tmp_path / "data/annotate/sft_instruction.parquet", 16)
-    write_chats(tmp_path / "data/annotate/sft.parquet", 24, seed=1)
+    write_chats(tmp_path / "data/annotate/sft.parquet", 12, seed=1)
+    write_chats(tmp_path / "data/annotate/sft_direct.parquet", 12, seed=2)
 
     from flows.sft import sft_flow
 

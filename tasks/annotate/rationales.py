@@ -211,8 +211,26 @@ def derive_answer(family: str, steps: Sequence[str], answer_type: str, choices: 
     return _as_answer(best, answer_type, choices)
 
 
-def write_rationale(problem: dict, kb: ef.Knowledge, attempt: int = 0) -> dict:
-    """Steps and conclusion for one problem from what the knowledge supports (may not be the label)."""
+TRACE_STYLES = ("short", "full")
+SHORT_FACTS = 1  # facts cited per candidate in a short trace: its strongest one
+
+
+def _weight(fact: dict) -> float:
+    return FORMS[fact["form"]].weight({k: str(v) for k, v in fact.items()})
+
+
+def write_rationale(problem: dict, kb: ef.Knowledge, attempt: int = 0, style: str = "full") -> dict:
+    """Steps and conclusion for one problem from what the knowledge supports (may not be the label).
+
+    ``full``: an opening that says how the data are read, then every fact of the four strongest
+    candidates, strongest first, and the comparison of the scores. ``short`` (a few dozen tokens a
+    small model can learn to write): no opening, the candidates in a seeded random order (the
+    problem's id and the attempt), so the trace never names the winner before it has weighed the
+    others, each with its :data:`SHORT_FACTS` strongest facts, and no score arithmetic; a problem
+    about one subject (yes/no, a gene set) keeps all its facts and the total against the threshold.
+    """
+    if style not in TRACE_STYLES:
+        raise ValueError(f"trace style {style!r}: expected one of {TRACE_STYLES}")
     family = FAMILY_RATIONALES.get(problem["family"])
     if family is None:
         return {"steps": [], "conclusion": "", "note": f"no knowledge for family {problem['family']}"}
@@ -225,10 +243,14 @@ def write_rationale(problem: dict, kb: ef.Knowledge, attempt: int = 0) -> dict:
         by_cand.setdefault(fact.get("candidate", ""), []).append(fact)
     scored = candidate_scores([(f["form"], {k: str(v) for k, v in f.items()}) for f in facts], family.combine)
     order = sorted(by_cand, key=lambda c: -scored[c])
-    if attempt:  # a re-ask words the same evidence in another candidate order
+    if attempt or style == "short":  # a re-ask words the same evidence in another candidate order
         random.Random(f"{problem['id']}:{attempt}").shuffle(order)
     order = order[:4] if len(order) > 4 else order
-    steps = [family.opening.format(**info)]
+    if style == "short" and len(order) > 1:  # one subject (yes/no, a gene set) keeps every fact
+        by_cand = {c: sorted(fs, key=_weight, reverse=True)[:SHORT_FACTS] for c, fs in by_cand.items()}
+        scored = candidate_scores([(f["form"], {k: str(v) for k, v in f.items()})
+                                   for c in order for f in by_cand[c]], family.combine)
+    steps = [] if style == "short" else [family.opening.format(**info)]
     if len(order) == 1:  # one subject (a yes/no call, the named type's markers): a fact per step
         steps += [FORMS[f["form"]].template.format(**f) for f in by_cand[order[0]]]
     else:  # several candidates: a step per candidate with all its facts
@@ -241,7 +263,7 @@ def write_rationale(problem: dict, kb: ef.Knowledge, attempt: int = 0) -> dict:
         total = _total(scored, family.combine)
         steps.append(f"{family.weighting}, the evidence totals {total:.2f} against a threshold of "
                      f"{family.yes_at:.2f}.")
-    elif len(ranked) > 1:
+    elif len(ranked) > 1 and style == "full":  # short: the cited facts are the comparison
         (c1, s1), (c2, s2) = ranked[0], ranked[1]
         steps.append(f"{family.weighting}, {c1} scores {s1:.2f}, ahead of {c2} ({s2:.2f}).")
     return {"steps": steps, "conclusion": f"Therefore the answer is {answer}."}
@@ -259,16 +281,17 @@ class OfflineTeacher:
 
     endpoint = "offline"
 
-    def __init__(self, kb: ef.Knowledge, on_call: Callable[[Call], None] | None = None):
-        self.kb, self.on_call = kb, on_call
-        self.model = f"knowledge-grounded-{_code_version()}"
+    def __init__(self, kb: ef.Knowledge, on_call: Callable[[Call], None] | None = None,
+                 style: str = "full"):
+        self.kb, self.on_call, self.style = kb, on_call, style
+        self.model = f"knowledge-grounded-{style}-{_code_version()}"
 
     def run(self, calls: Sequence[Call], on_reply: OnReply) -> None:
         for call in calls:
             if self.on_call:
                 self.on_call(call)
             try:
-                trace = write_rationale(call.context, self.kb, call.sampling.get("attempt", 0))
+                trace = write_rationale(call.context, self.kb, call.sampling.get("attempt", 0), self.style)
                 on_reply(call, Reply(json.dumps(trace)))
             except ValueError as err:  # the problem's data cannot be read by this family's facts
                 on_reply(call, Reply(json.dumps({"steps": [], "conclusion": "", "note": str(err)})))

@@ -55,7 +55,7 @@ def teach(problems: pd.DataFrame, client: CachedClient, prompts: dict[str, str],
         calls = []
         for rec in pending:
             messages = pr.teacher_messages(prompts, rec["category"], rec["prompt"], rec["answer"],
-                                           rec["evidence"], passages.get(rec["id"], []))
+                                           rec["evidence"], passages.get(rec["id"], []), p.trace_style)
             sampling = {"temperature": p.temperature, "max_tokens": p.max_tokens, "attempt": attempt}
             calls.append(Call(messages, sampling, rec))
         replies = client.complete(calls)
@@ -148,6 +148,16 @@ def sft_rows(problems: pd.DataFrame, taught: dict, verdicts: dict, prompts: dict
         rec, trace = _record(row), taught[row["id"]]["trace"]
         rows.append({"id": rec["id"], "family": rec["family"], "split": "train",
                      "messages": pr.sft_messages(rec, trace.steps, trace.conclusion, rec["answer"], prompts, tag)})
+    return pd.DataFrame(rows, columns=["id", "family", "split", "messages"])
+
+
+def direct_rows(problems: pd.DataFrame, prompts: dict[str, str], tag: str) -> pd.DataFrame:
+    """Answer-only SFT chats: every train problem with its gold answer under the answer-only system
+    prompt (no reasoning to verify: the answer is the problem's own label)."""
+    train = problems[problems["split"] == "train"]
+    rows = [{"id": rec["id"], "family": rec["family"], "split": "train",
+             "messages": pr.direct_messages(rec, rec["answer"], prompts, tag)}
+            for rec in (_record(r) for _, r in train.iterrows())]
     return pd.DataFrame(rows, columns=["id", "family", "split", "messages"])
 
 

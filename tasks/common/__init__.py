@@ -6,6 +6,7 @@
 - :mod:`~tasks.common.errors`: one-line input errors and the stage runner that prints them;
 - :mod:`~tasks.common.tracking`: the MLflow run of a stage execution;
 - :mod:`~tasks.common.dispatch`: child processes through ``accelerate launch`` and the GPU slots;
+- :mod:`~tasks.common.splits`: the one train/test split of entities (problems; corpus's markers);
 - :mod:`~tasks.common.prompts`: every prompt, and the one builder of a problem's chat messages;
 - :mod:`~tasks.common.answers`: the one answer contract (extract, normalise, compare) that filters
   annotated traces, rewards GRPO and scores evaluation.

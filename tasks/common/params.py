@@ -155,6 +155,10 @@ class Annotate(Section):
     max_tokens: int = Field(1024, gt=0, description="Teacher reply limit in tokens.")
     max_parse_retries: int = Field(2, ge=0, description="Re-asks after a reply that does not parse.")
     min_steps: int = Field(2, gt=0, description="A trace needs at least this many steps.")
+    trace_style: Literal["short", "full"] = Field(
+        "short", description="short: a few facts read from the prompt per candidate, candidates in "
+                             "seeded random order, then the answer (what a small model can follow); "
+                             "full: every fact and an opening on method.")
     solver: Literal["checker", "teacher", "openai"] = Field(
         "checker", description="checker: re-derives the answer from the evidence the steps cite; "
                                "teacher: the teacher's backend; openai: the solver_* endpoint.")
@@ -211,9 +215,10 @@ class Pretrain(Section):
 
 
 class SftPhase(Section):
-    data: str = Field(description="SftChats parquet of this phase (annotate's output).")
-    max_steps: int = Field(description="Optimizer steps of this phase; 0 skips it.", ge=0)
+    data: list[str] = Field(description="SftChats parquets of this phase (annotate's outputs), trained together.")
+    epochs: int = Field(description="Passes over the phase's chats (balanced: chats_per_family per family each); 0 skips the phase.", ge=0)
     learning_rate: float = Field(gt=0, description="Peak learning rate of this phase.")
+    max_steps: int | None = Field(None, gt=0, description="Cap on optimizer steps (tests, quick looks); null: the epochs decide.")
 
 
 class Lora(Section):
@@ -230,8 +235,10 @@ class Sft(Section):
 
     instruction: SftPhase = Field(description="Phase 1: instruction-alignment chats.")
     cold_start: SftPhase = Field(description="Phase 2: verified gold reasoning traces.")
-    max_length: int = Field(1536, gt=16, description="Tokens per chat; longer ones are cut at the end.")
-    batch_size: int = Field(4, gt=0, description="Chats per device per step.")
+    max_length: int = Field(1536, gt=16, description="Tokens per chat, sized from the data (p99 of the chats); a longer chat is never cut (its answer is at the end): see on_overlength.")
+    on_overlength: Literal["drop", "error"] = Field("drop", description="A chat over max_length: dropped and counted per family, or the stage stops.")
+    chats_per_family: int | None = Field(None, gt=0, description="Chats each family contributes per epoch (subsampled afresh each epoch, or repeated; seeded), so no family's answer words dominate; null: every chat once per epoch.")
+    batch_size: int = Field(8, gt=0, description="Chats per device per step.")
     grad_accum: int = Field(1, gt=0, description="Gradient accumulation steps.")
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps of linear warm-up.")
@@ -240,8 +247,8 @@ class Sft(Section):
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16 on a GPU.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (large models).")
     lora: Lora = Lora()
-    logging_steps: int = Field(5, gt=0, description="Steps between loss log points.")
-    save_steps: int = Field(25, gt=0, description="Steps between resumable checkpoints.")
+    logging_steps: int = Field(10, gt=0, description="Steps between loss log points.")
+    save_steps: int = Field(100, gt=0, description="Steps between resumable checkpoints.")
 
 
 class Evaluate(Section):
@@ -249,7 +256,11 @@ class Evaluate(Section):
     max_problems_per_family: int | None = Field(
         None, gt=0, description="Seeded cap on test problems per family (whole genes for PerturbQA); "
                                 "null: the whole test split.")
-    max_new_tokens: int = Field(512, gt=0, description="Completion budget per problem (greedy).")
+    max_new_tokens: int = Field(768, gt=0, description="Completion budget per problem (greedy), at least the longest SFT reply (tests/test_lengths.py); completions that reach it are counted.")
+    loglik_mode: Literal["direct", "reasoned"] = Field(
+        "direct", description="The headline (and registry gate) log-likelihood mode: options scored right "
+                              "after the prompt (answer-only system prompt), or after the checkpoint's own "
+                              "reasoning; both are reported.")
     register_model: bool = Field(True, description="Log the final checkpoint to the MLflow registry "
                            "(registry section) with the challenger alias.")
 
@@ -258,8 +269,7 @@ class Registry(Section):
     model_name: str = Field("omicsforge", description="Registered model name in MLflow.")
     final_checkpoints: list[str] = Field(
         ["grpo", "sft"], description="Preference order: the first of these that evaluate ran is registered.")
-    gate_metric: str = Field("mean_accuracy", description="Evaluation metric the challenger must beat.")
-    min_improvement: float = Field(0.0, ge=0, description="Margin by which the challenger must beat the champion.")
+    min_improvement: float = Field(0.0, ge=0, description="The lower end of the paired difference challenger - champion (mean log-likelihood accuracy over families) must exceed this.")
 
 
 class Generation(Section):
@@ -338,6 +348,7 @@ class InstructionProblems(Section):
 class Problems(Section):
     test_fraction: float = Field(0.2, gt=0, lt=1, description="Test share of entities per namespace/stratum (PerturbQA keeps its own split).")
     n_choices: int = Field(4, ge=2, le=10, description="Options per multiple-choice question.")
+    cell_sentence_genes: int | None = Field(None, gt=0, description="Genes of each cell sentence shown in cell_type and instruction problems, most expressed first (null: the whole sentence; cell_dna_tf_expression always shows it whole).")
     samples_per_family: int = Field(10, gt=0, description="Sample problems per family in reports and MLflow.")
     cell_type: CellTypeProblems = CellTypeProblems()
     perturb: PerturbProblems = PerturbProblems()
@@ -430,11 +441,11 @@ class Verifiers(Section):
 
 class GrpoOnline(Section):
     """Online GRPO with TRL's GRPOTrainer (tasks/train/grpo.py); names follow GRPOConfig."""
-    steps: int = Field(24, gt=0, description="Optimizer steps (GRPOConfig.max_steps).")
+    steps: int = Field(16, gt=0, description="Optimizer steps (GRPOConfig.max_steps).")
     num_generations: int = Field(4, gt=1, description="Group size: completions sampled per prompt.")
     prompts_per_step: int = Field(2, gt=0, description="Prompts per device per step; the device "
                                   "batch is prompts_per_step x num_generations completions.")
-    max_completion_length: int = Field(256, gt=0, description="Completion tokens at most; longer ones "
+    max_completion_length: int = Field(512, gt=0, description="Completion tokens at most; longer ones "
                                        "are truncated (see mask_truncated_completions).")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling of the rollouts.")
@@ -475,8 +486,8 @@ class GrpoOffline(Section):
     epochs: float = Field(1.0, gt=0, description="Passes over the groups (sets the step count with max_steps).")
     max_steps: int | None = Field(None, gt=0, description="Cap on optimizer steps; null: epochs decide.")
     groups_per_step: int = Field(2, gt=0, description="Problems (trace groups) per device per step.")
-    max_length: int = Field(512, gt=16, description="Prompt + trace tokens kept per trace "
-                            "(longer traces lose their prompt's start).")
+    max_length: int = Field(1536, gt=16, description="Prompt + trace tokens of a trace, whole: a group "
+                            "with a longer trace is left out and counted, never cut.")
     learning_rate: float = Field(1e-3, gt=0)
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     max_grad_norm: float = Field(1.0, gt=0)

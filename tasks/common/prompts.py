@@ -70,7 +70,16 @@ Evidence you may cite:
 {evidence}
 {passages}
 {focus}
-Write between 3 and 8 steps. The conclusion states the answer."""
+{length}"""
+
+# How long the teacher's rationale is, per ``annotate.trace_style``.
+TRACE_LENGTH = {
+    "full": "Write between 3 and 8 steps. The conclusion states the answer.",
+    "short": "Write 2 to 5 short steps. Each states one observation that can be read from the "
+             "problem itself (a gene and its rank, a matching stretch of sequence, a shared "
+             "phenotype); weigh the candidates in the order the problem lists them. The conclusion "
+             "states the answer.",
+}
 
 PASSAGES = """
 Background passages (cite them if they help):
@@ -90,6 +99,9 @@ Steps:
 
 SFT_SYSTEM = (f"You are a biology reasoning assistant. Think step by step inside <{THINK_TAG}></{THINK_TAG}>, "
               "then give the final answer inside <{tag}></{tag}>.")
+# The answer-only mode (like a chat model's thinking switch): the same problems, answered at once.
+SFT_SYSTEM_DIRECT = ("You are a biology reasoning assistant. Give only the final answer, inside "
+                     "<{tag}></{tag}>, without reasoning.")
 
 FORMATS = {
     "label": "Finish with your final answer, the name only, inside <{tag}></{tag}>.",
@@ -105,16 +117,19 @@ PROMPTS: dict[str, str] = {
     "passages": PASSAGES,
     "solver": SOLVER,
     "sft_system": SFT_SYSTEM,
+    "sft_system_direct": SFT_SYSTEM_DIRECT,
     **{f"teacher_{c}": text for c, text in TEACHER_FOCUS.items()},
+    **{f"length_{style}": text for style, text in TRACE_LENGTH.items()},
     **{f"format_{kind}": text for kind, text in FORMATS.items()},
 }
 
 # Fields the stage fills into each template: an override must keep them.
 REQUIRED_FIELDS = {
-    "teacher_user": {"question", "answer", "evidence", "passages", "focus"},
+    "teacher_user": {"question", "answer", "evidence", "passages", "focus", "length"},
     "passages": {"passages"},
     "solver": {"question", "steps", "answer_format"},
     "sft_system": {"tag"},
+    "sft_system_direct": {"tag"},
     **{f"format_{kind}": {"tag"} for kind in FORMATS},
 }
 
@@ -149,14 +164,16 @@ def answer_format(prompts: dict[str, str], answer_type: str, tag: str) -> str:
 
 
 def teacher_messages(prompts: dict[str, str], category: str, question: str, answer: str,
-                     evidence: str, passages: list[str]) -> list[dict[str, str]]:
-    """System + user messages for the teacher, with the category's focus and optional passages."""
+                     evidence: str, passages: list[str], style: str = "full") -> list[dict[str, str]]:
+    """System + user messages for the teacher, with the category's focus, optional passages and
+    the length of the ``style`` (``annotate.trace_style``)."""
     block = ""
     if passages:
         block = prompts["passages"].format(
             passages="\n".join(f"[{i + 1}] {p}" for i, p in enumerate(passages)))
     user = prompts["teacher_user"].format(question=question, answer=answer, evidence=evidence,
-                                          passages=block, focus=prompts[f"teacher_{category}"])
+                                          passages=block, focus=prompts[f"teacher_{category}"],
+                                          length=prompts[f"length_{style}"])
     return [{"role": "system", "content": prompts["teacher_system"].format()},
             {"role": "user", "content": user}]
 
@@ -169,12 +186,12 @@ def solver_messages(prompts: dict[str, str], question: str, steps: list[str], an
         question=question, steps=numbered, answer_format=answer_format(prompts, answer_type, tag))}]
 
 
-def problem_messages(rec: dict, prompts: dict[str, str], tag: str) -> list[dict[str, str]]:
+def problem_messages(rec: dict, prompts: dict[str, str], tag: str, think: bool = True) -> list[dict[str, str]]:
     """System + user turns of a problem (``rec`` has ``prompt`` and ``answer_type``): what the policy
-    sees in SFT, GRPO and evaluation."""
+    sees in SFT, GRPO and evaluation. ``think=False``: the answer-only system prompt."""
     user = f"{rec['prompt']}\n\n{answer_format(prompts, rec['answer_type'], tag)}"
-    return [{"role": "system", "content": prompts["sft_system"].format(tag=tag)},
-            {"role": "user", "content": user}]
+    system = prompts["sft_system" if think else "sft_system_direct"].format(tag=tag)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def render_assistant(steps: list[str], conclusion: str, answer: str, tag: str) -> str:
@@ -192,3 +209,14 @@ def sft_messages(rec: dict, steps: list[str], conclusion: str, answer: str,
     """A whole SFT chat: the problem's turns and the rendered assistant turn."""
     return problem_messages(rec, prompts, tag) + [
         {"role": "assistant", "content": render_assistant(steps, conclusion, answer, tag)}]
+
+
+def direct_messages(rec: dict, answer: str, prompts: dict[str, str], tag: str) -> list[dict[str, str]]:
+    """A whole answer-only SFT chat: the problem under the answer-only system prompt, then the
+    tagged answer (what evaluate's ``direct`` log-likelihood mode scores).
+
+    >>> direct_messages({"prompt": "Which?", "answer_type": "label"}, "B cell", load_prompts(None), "answer")[-1]
+    {'role': 'assistant', 'content': '<answer>B cell</answer>'}
+    """
+    return problem_messages(rec, prompts, tag, think=False) + [
+        {"role": "assistant", "content": f"<{tag}>{answer}</{tag}>"}]

@@ -94,6 +94,11 @@ class Markers(_Strict):
     logfoldchange: Series[float] = pa.Field(nullable=True)
 
 
+class MarkerCells(_Strict):
+    """The reference cells the marker genes were computed from (train cells only)."""
+    cell_id: Series[str] = pa.Field(unique=True)
+
+
 class Documents(_Strict):
     doc_id: Series[str] = pa.Field(unique=True)
     source: Series[str]
@@ -221,21 +226,22 @@ class Traces(_Strict):
 
 
 class SftChats(_Strict):
-    """Chat-format SFT data: system, user (problem + answer format), assistant (think + answer)."""
+    """Chat-format SFT data: system, user (problem + answer format), assistant (think + answer, or
+    the tagged answer alone in the answer-only chats)."""
 
     id: Series[str] = pa.Field(unique=True)
     family: Series[str]
     split: Series[str] = pa.Field(isin=["train"])
     messages: Series[object]  # list of {"role", "content"}
 
-    @pa.check("messages", name="system, user, assistant turns with <think> and an answer tag")
+    @pa.check("messages", name="system, user, assistant turns; the assistant opens <think> or the answer tag")
     def _chat_turns(cls, messages: Series[object]) -> Series[bool]:
         def ok(turns) -> bool:
             turns = list(turns)
             roles = [t["role"] for t in turns]
             return roles == ["system", "user", "assistant"] and \
                 all(isinstance(t["content"], str) and t["content"] for t in turns) and \
-                turns[2]["content"].startswith("<think>")
+                turns[2]["content"].startswith("<") and turns[2]["content"].endswith(">")
         return messages.map(ok)
 
 

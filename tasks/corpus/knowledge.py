@@ -170,13 +170,23 @@ def perturbqa_pairs(folder: str | Path, stems: list[str]) -> pd.DataFrame:
 
 # --- marker genes -------------------------------------------------------------------------------
 
-def marker_genes(reference_cells: str, label_key: str, per_type: int) -> pd.DataFrame:
-    """Top genes per cell type by scanpy's Wilcoxon rank_genes_groups on the reference cells."""
+def marker_genes(reference_cells: str, label_key: str, per_type: int, test_fraction: float,
+                 seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Top genes per cell type by scanpy's Wilcoxon rank_genes_groups on the reference cells that
+    the problems stage will put in train (the same stratified split, :mod:`tasks.problems.splits`),
+    so no test cell shapes the marker lists; and those cells (``cell_id``), which the problems
+    stage checks against its own test cells."""
     import scanpy as sc
+
+    from tasks.common.splits import assign_splits
 
     adata = load_reference_cells(reference_cells)
     if label_key not in adata.obs:
         raise InputError(reference_cells, "obs", f"no column {label_key!r} with cell types")
+    labels = adata.obs[label_key].astype(str).where(adata.obs[label_key].notna(), "")
+    split = assign_splits([f"cell:{c}" for c in adata.obs_names], test_fraction, seed,
+                          {f"cell:{c}": f"cell|{lab}" for c, lab in zip(adata.obs_names, labels)})
+    adata = adata[[split[f"cell:{c}"] == "train" for c in adata.obs_names]].copy()
     adata.obs[label_key] = adata.obs[label_key].astype("category")
     sc.tl.rank_genes_groups(adata, label_key, method="wilcoxon", use_raw=adata.raw is not None,
                             n_genes=per_type)
@@ -188,4 +198,4 @@ def marker_genes(reference_cells: str, label_key: str, per_type: int) -> pd.Data
             rows.append({"cell_type": cell_type, "gene": str(result["names"][cell_type][rank]),
                          "rank": rank + 1, "score": float(result["scores"][cell_type][rank]),
                          "logfoldchange": float(lfc) if np.isfinite(lfc) else None})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), pd.DataFrame({"cell_id": adata.obs_names.astype(str)})

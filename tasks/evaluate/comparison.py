@@ -87,8 +87,17 @@ def _interval(entry: dict | None) -> str:
     return f"{acc:.3f} [{entry['low']:.2f}, {entry['high']:.2f}]"
 
 
+MODE_TEXT = {
+    "reasoned": "Each option is scored by the log-probability of `option</answer>` after the prompt, "
+                "the checkpoint's own greedy reasoning (`<think>...</think>`, closed for it when it "
+                "did not close it) and `<answer>`",
+    "direct": "Each option is scored by the log-probability of `option</answer>` right after the "
+              "prompt and `<answer>` (no reasoning, lm-evaluation-harness style)",
+}
+
+
 def loglik_markdown(loglik: dict[str, dict], paired: dict[str, list[dict]],
-                    baselines: dict[str, dict[str, dict]]) -> str:
+                    baselines: dict[str, dict[str, dict]], mode: str = "direct") -> str:
     """Accuracy [Wilson 95%] per family and checkpoint beside the baselines, then the paired tests."""
     families = sorted({f for m in loglik.values() for f, e in m["families"].items() if e["scorable"]})
     names = list(loglik) + [f"{b} (baseline)" for b in baselines]
@@ -102,9 +111,8 @@ def loglik_markdown(loglik: dict[str, dict], paired: dict[str, list[dict]],
     chance = next(iter(loglik.values()))["mean_chance"]
     lines.append(f"| mean over families | | {chance:.3f} | " + " | ".join(means)
                  + " |" * (len(baselines) + 1))
-    out = ["## Log-likelihood accuracy per family (whole test split), 95% Wilson interval", "",
-           "Each option is scored by the log-probability of `option</answer>` after the prompt and "
-           "`<answer>`; the prediction is the most likely option. Problems with open answers "
+    out = [f"## Log-likelihood accuracy per family, {mode} (test split), 95% Wilson interval", "",
+           f"{MODE_TEXT[mode]}; the prediction is the most likely option. Problems with open answers "
            "(gene sets, JSON, numbers) are counted in metrics.json as not scorable.", ""] + lines
     if paired:
         rows = ["| comparison | family | diff | 95% interval | p |", "|---|---|---|---|---|"]
@@ -113,5 +121,6 @@ def loglik_markdown(loglik: dict[str, dict], paired: dict[str, list[dict]],
                 label = f"**{e['family']}**" if e["family"] == MEAN else e["family"]
                 rows.append(f"| {name} | {label} | {e['diff']:+.3f} | [{e['low']:+.3f}, {e['high']:+.3f}] "
                             f"| {e['p_value']:.3f} |")
-        out += ["", "## Paired bootstrap between consecutive checkpoints (log-likelihood accuracy)", ""] + rows
+        out += ["", f"## Paired bootstrap between consecutive checkpoints (log-likelihood accuracy, {mode})",
+                ""] + rows
     return "\n".join(out) + "\n"

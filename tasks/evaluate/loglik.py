@@ -7,8 +7,11 @@ choice, reads the model's preference directly and deterministically.
 For a problem with options ``o_1 .. o_k``:
 
 * context = the rendered chat prompt with the assistant turn open (``render_chat(...,
-  add_generation_prompt=True)``), then ``prefix`` (default empty; e.g. ``"<think>\\n</think>\\n"``
-  to skip the reasoning), then ``<answer>`` (the tag name is a parameter);
+  add_generation_prompt=True)``), then ``prefix``, then ``<answer>`` (the tag name is a
+  parameter). Two modes (:func:`score_modes`): ``direct`` (the problem under the answer-only
+  system prompt, empty prefix: lm-evaluation-harness style, the answer right after the prompt)
+  and ``reasoned`` (under the reasoning system prompt; the prefix is the checkpoint's own greedy
+  ``<think>...</think>`` from its completion, :func:`reasoning`);
 * continuation_i = ``o_i + "</answer>"``;
 * ``logprob`` = sum of log P(continuation token | context, earlier continuation tokens);
   ``logprob_norm`` = ``logprob / len(o_i)``, the option text's length in **characters** (lm-eval's
@@ -61,8 +64,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.common.answers import normalise_label
+from tasks.common.answers import THINK_TAG, normalise_label
 
+MODES = ("reasoned", "direct")  # where the options are scored: after own reasoning, or right away
 YES_NO = ("yes", "no")
 # label families whose answer is one of a fixed pair, whatever the data
 FIXED_LABELS = {"perturb_dir": ("up", "down")}
@@ -137,13 +141,36 @@ def continuation(option: str, tag: str = "answer") -> str:
 
 
 def contexts(tokenizer: Any, messages: Sequence[Sequence[Mapping[str, str]]], tag: str = "answer",
-             prefix: str = "") -> list[str]:
+             prefix: str | Sequence[str] = "") -> list[str]:
     """Rendered chats (assistant turn open) + ``prefix`` + ``<tag>``: the text every option
-    continues. ``messages`` are already-built chats (system + user turns)."""
+    continues. ``messages`` are already-built chats (system + user turns); ``prefix`` is one
+    string for all, or one per chat (the ``reasoned`` mode's own reasoning)."""
     from tasks.lm.modeling import render_chat
 
-    return [render_chat(tokenizer, list(m), add_generation_prompt=True) + prefix + f"<{tag}>"
-            for m in messages]
+    prefixes = [prefix] * len(messages) if isinstance(prefix, str) else list(prefix)
+    if len(prefixes) != len(messages):
+        raise ValueError(f"{len(messages)} chats but {len(prefixes)} prefixes")
+    return [render_chat(tokenizer, list(m), add_generation_prompt=True) + pre + f"<{tag}>"
+            for m, pre in zip(messages, prefixes)]
+
+
+def reasoning(completion: str, tag: str = "answer") -> tuple[str, bool]:
+    r"""The reasoning of a completion, as the text an answer follows, and whether it was closed.
+
+    What comes before ``<tag>``; a completion that never closed its ``<think>`` (an untrained
+    model, or one cut by ``max_new_tokens``) is closed here so the options are still scored after
+    the same marks SFT trained on, and the problem is counted as not closed.
+
+    >>> reasoning("<think>\nB cell markers.\n</think>\n<answer>B cell</answer>")
+    ('<think>\nB cell markers.\n</think>\n', True)
+    >>> reasoning("<think>\nB cell markers")
+    ('<think>\nB cell markers\n</think>\n', False)
+    """
+    head = completion.split(f"<{tag}>", 1)[0]
+    end = f"</{THINK_TAG}>"
+    if end in head:
+        return head.split(end, 1)[0] + end + "\n", True
+    return head.rstrip("\n") + f"\n{end}\n", False
 
 
 def _ids(tokenizer: Any, text: str) -> list[int]:
@@ -311,6 +338,27 @@ def loglik_eval(model: Any, tokenizer: Any, problems: pd.DataFrame, context_text
                        correct=None, correct_norm=None)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def score_modes(model: Any, tokenizer: Any, problems: pd.DataFrame,
+                chats: Mapping[str, Sequence[Sequence[Mapping[str, str]]]], completions: Sequence[str],
+                labels: Mapping[str, Sequence[str]] | None = None, tag: str = "answer",
+                modes: Sequence[str] = MODES) -> pd.DataFrame:
+    """:func:`loglik_eval` rows in each of ``modes`` (a ``mode`` column first). ``chats`` maps each
+    mode to the problems' chats (``problem_messages``: ``direct`` under the answer-only system
+    prompt, ``reasoned`` under the reasoning one); ``direct`` scores right after the prompt,
+    ``reasoned`` after the checkpoint's own reasoning taken from ``completions`` (its greedy replies
+    to the reasoning chats); ``reasoning_closed`` says whether that reasoning was closed."""
+    own = [reasoning(c, tag) for c in completions]
+    prefixes = {"direct": "", "reasoned": [r for r, _ in own]}
+    parts = []
+    for mode in modes:
+        part = loglik_eval(model, tokenizer, problems,
+                           contexts(tokenizer, chats[mode], tag, prefixes[mode]), labels, tag)
+        part.insert(0, "mode", mode)
+        part["reasoning_closed"] = True if mode == "direct" else [closed for _, closed in own]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
 
 
 def loglik_summary(results: pd.DataFrame) -> pd.DataFrame:

@@ -7,16 +7,24 @@ was not used: it builds a transformers pipeline and looks up hub metadata for th
 local tiny model without a hub name and no network do not give; the pyfunc needs neither.
 
 Each version carries tags: ``git_commit``, ``dvc_md5`` (DVC's hash of the model folder, the value
-``dvc.lock`` records for the output), ``checkpoint``, ``eval.<metric>`` (the evaluation summary)
-and ``eval_summary`` (JSON). Promotion compares the challenger's ``eval.<gate>`` with the champion's
-and moves the ``champion`` alias only when the challenger is better by more than a margin; it is
-safe to run again (a champion that already is the challenger is left alone), and the reason is
-logged and written as the ``promotion`` tag of the challenger version.
+``dvc.lock`` records for the output), ``checkpoint``, ``eval.<metric>`` (the generation summary),
+and the gate evidence :func:`gate_tags` writes: the log-likelihood mean accuracy over families
+(``evaluate.loglik_mode``) with its 95% interval, the chance and majority-baseline means over the
+same families, and each problem's correctness (``gate.correct``: family -> a 0/1 string in problem-id
+order, with a hash of the problem ids), so a later challenger can be compared problem by problem.
 
->>> decide(0.5, None, "mean_accuracy", 0.0)[0]
-True
->>> decide(0.4, 0.5, "mean_accuracy", 0.0)
-(False, 'refused: challenger mean_accuracy 0.4000 does not beat champion 0.5000 by more than 0.0')
+Promotion (:func:`decide`) moves ``champion`` to the challenger only when the lower end of its
+interval beats chance and the majority baseline, and, when a champion exists, the paired bootstrap
+of challenger - champion on the same problems has its lower end above ``min_improvement``. It is
+safe to run again (a champion that already is the challenger is left alone); the reason, one line,
+is logged and written as the ``promotion`` tag of the challenger version.
+
+>>> weak = {"mean_accuracy": 0.35, "low": 0.31, "high": 0.39, "chance": 0.33, "majority": 0.30}
+>>> decide(weak, None, 0.0)
+(False, 'refused: challenger mean accuracy 0.350 [0.310, 0.390]: the lower end does not beat chance (0.330)')
+>>> strong = {"mean_accuracy": 0.5, "low": 0.45, "high": 0.55, "chance": 0.33, "majority": 0.30}
+>>> decide(strong, None, 0.0)[1]
+'promoted: no champion yet; challenger mean accuracy 0.500 [0.450, 0.550] beats chance (0.330) and majority (0.300)'
 """
 from __future__ import annotations
 
@@ -84,15 +92,75 @@ def _alias_version(client: Any, name: str, alias: str) -> Any | None:
         return None
 
 
-def decide(challenger: float, champion: float | None, gate: str, margin: float) -> tuple[bool, str]:
-    """Whether the challenger's gate value beats the champion's, and the reason in words."""
+def gate_tags(results: Any, mode: str, chance: float, majority: float, seed: int = 0) -> dict[str, str]:
+    """The gate evidence of one checkpoint as version tags, from its log-likelihood results
+    (``loglik_eval`` rows of one mode: problem_id, family, scorable, correct)."""
+    import hashlib
+
+    import numpy as np
+
+    from tasks.evaluate.stats import paired_bootstrap
+
+    scored = results[results["scorable"].astype(bool)].sort_values("problem_id")
+    correct = scored["correct"].astype(bool).to_numpy()
+    # accuracy - 0, resampled within families: the interval of the mean over families
+    table = paired_bootstrap(correct, np.zeros_like(correct), scored["family"].to_numpy(), seed=seed)
+    mean = table.iloc[-1]
+    bits = {f: "".join("1" if c else "0" for c in g["correct"].astype(bool))
+            for f, g in scored.groupby("family", sort=True)}
+    ids = hashlib.sha1("\n".join(scored["problem_id"]).encode()).hexdigest()[:16]
+    return {"gate.mode": mode, "gate.mean_accuracy": f"{mean['diff']:.4f}", "gate.low": f"{mean['low']:.4f}",
+            "gate.high": f"{mean['high']:.4f}", "gate.chance": f"{chance:.4f}",
+            "gate.majority": f"{majority:.4f}", "gate.problems": ids, "gate.correct": json.dumps(bits)}
+
+
+def _gate(version: Any) -> dict:
+    tags = version.tags
+    missing = [k for k in ("gate.mean_accuracy", "gate.low", "gate.correct") if k not in tags]
+    if missing:
+        raise ValueError(f"model version {version.version} has no gate evidence ({', '.join(missing)}): "
+                         "evaluate it again with this code")
+    out = {k: float(tags[f"gate.{k}"]) for k in ("mean_accuracy", "low", "high", "chance", "majority")}
+    out.update(problems=tags.get("gate.problems"), correct=json.loads(tags["gate.correct"]),
+               version=str(version.version))
+    return out
+
+
+def paired_to(challenger: dict, champion: dict, seed: int = 0) -> dict | None:
+    """Paired bootstrap of challenger - champion over the mean of families; None when they were
+    evaluated on different problems."""
+    import numpy as np
+
+    from tasks.evaluate.stats import paired_bootstrap
+
+    if challenger.get("problems") != champion.get("problems"):
+        return None
+    families = sorted(challenger["correct"])
+    a = np.array([c == "1" for f in families for c in challenger["correct"][f]])
+    b = np.array([c == "1" for f in families for c in champion["correct"][f]])
+    fam = np.array([f for f in families for _ in challenger["correct"][f]])
+    return paired_bootstrap(a, b, fam, seed=seed).iloc[-1].to_dict()
+
+
+def decide(challenger: dict, champion: dict | None, margin: float) -> tuple[bool, str]:
+    """Whether the challenger may become champion, and the reason in one line."""
+    c = challenger
+    said = f"challenger mean accuracy {c['mean_accuracy']:.3f} [{c['low']:.3f}, {c['high']:.3f}]"
+    for name in ("chance", "majority"):
+        if not c["low"] > c[name]:
+            return False, f"refused: {said}: the lower end does not beat {name} ({c[name]:.3f})"
     if champion is None:
-        return True, f"promoted: no champion yet; challenger {gate} {challenger:.4f}"
-    if challenger > champion + margin:
-        return True, (f"promoted: challenger {gate} {challenger:.4f} beats champion "
-                      f"{champion:.4f} by more than {margin}")
-    return False, (f"refused: challenger {gate} {challenger:.4f} does not beat champion "
-                   f"{champion:.4f} by more than {margin}")
+        return True, (f"promoted: no champion yet; {said} beats chance ({c['chance']:.3f}) and "
+                      f"majority ({c['majority']:.3f})")
+    diff = paired_to(c, champion)
+    if diff is None:
+        return False, (f"refused: {said} was evaluated on other problems than champion "
+                       f"v{champion['version']}; evaluate both on one test split")
+    versus = (f"champion v{champion['version']} ({champion['mean_accuracy']:.3f}): paired difference "
+              f"{diff['diff']:+.3f} [{diff['low']:+.3f}, {diff['high']:+.3f}]")
+    if diff["low"] > margin:
+        return True, f"promoted: {said} beats {versus}"
+    return False, f"refused: {said} does not beat {versus} (lower end must exceed {margin})"
 
 
 @dataclass
@@ -103,15 +171,8 @@ class Decision:
     champion: str | None  # the champion version after the decision
 
 
-def _gate_value(version: Any, gate: str) -> float:
-    value = version.tags.get(f"eval.{gate}")
-    if value is None:
-        raise ValueError(f"model version {version.version} has no tag eval.{gate}")
-    return float(value)
-
-
-def promote(name: str, gate: str, margin: float = 0.0, client: Any = None) -> Decision:
-    """Move ``champion`` to ``challenger`` when it wins on ``gate``; idempotent."""
+def promote(name: str, margin: float = 0.0, client: Any = None) -> Decision:
+    """Move ``champion`` to ``challenger`` when :func:`decide` says so; idempotent."""
     from mlflow import MlflowClient
 
     client = client or MlflowClient()
@@ -125,8 +186,7 @@ def promote(name: str, gate: str, margin: float = 0.0, client: Any = None) -> De
         decision = Decision(False, f"unchanged: version {challenger_v} is already the champion",
                             challenger_v, champion_v)
     else:
-        ok, reason = decide(_gate_value(challenger, gate),
-                            None if champion is None else _gate_value(champion, gate), gate, margin)
+        ok, reason = decide(_gate(challenger), None if champion is None else _gate(champion), margin)
         if ok:
             client.set_registered_model_alias(name, CHAMPION, challenger.version)
         decision = Decision(ok, reason, challenger_v, challenger_v if ok else champion_v)

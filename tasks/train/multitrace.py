@@ -74,27 +74,41 @@ def trace_table(traces: pd.DataFrame, problems: pd.DataFrame, prompts: dict[str,
                                        "reward", "weight"])
 
 
-def encode_trace(tokenizer: Any, prompt: list[dict], completion: str, max_length: int) -> tuple[list[int], list[int]]:
-    """(input ids, completion mask) of prompt + assistant turn; the prompt loses its start first."""
+def encode_trace(tokenizer: Any, prompt: list[dict], completion: str) -> tuple[list[int], list[int]]:
+    """(input ids, completion mask) of prompt + assistant turn, whole: nothing is ever cut (groups
+    that would not fit are left out beforehand, :func:`fitting_groups`)."""
     prompt_ids = tokenizer(render_chat(tokenizer, prompt), add_special_tokens=False)["input_ids"]
-    completion_ids = tokenizer(completion + EOS, add_special_tokens=False)["input_ids"][:max_length - 1]
-    prompt_ids = prompt_ids[max(0, len(prompt_ids) + len(completion_ids) - max_length):]
+    completion_ids = tokenizer(completion + EOS, add_special_tokens=False)["input_ids"]
     return prompt_ids + completion_ids, [0] * len(prompt_ids) + [1] * len(completion_ids)
+
+
+def fitting_groups(table: pd.DataFrame, tokenizer: Any, max_length: int) -> tuple[pd.DataFrame, dict]:
+    """The groups whose every trace fits ``max_length`` tokens whole (a group's weights are only
+    meaningful together); the others are left out and counted per family."""
+    lengths = pd.Series([len(encode_trace(tokenizer, list(p), c)[0])
+                         for p, c in zip(table["prompt"], table["completion"])], index=table.index)
+    too_long = lengths.groupby(table["group"]).transform("max") > max_length
+    left_out = table[too_long].drop_duplicates("group")
+    return table[~too_long].reset_index(drop=True), {
+        "groups_over_max_length": int(left_out["group"].nunique()),
+        "groups_over_max_length_per_family": {str(k): int(v) for k, v in
+                                              left_out.groupby("family").size().items()},
+        "trace_tokens_max": int(lengths.max()) if len(lengths) else 0}
 
 
 class TraceGroups(torch.utils.data.Dataset):
     """One item per problem: its traces, tokenised when first asked for, with their weights."""
 
-    def __init__(self, table: pd.DataFrame, tokenizer: Any, max_length: int):
+    def __init__(self, table: pd.DataFrame, tokenizer: Any):
         self.groups = [g for _, g in table.groupby("group", sort=True)]
-        self.tokenizer, self.max_length = tokenizer, max_length
+        self.tokenizer = tokenizer
 
     def __len__(self) -> int:
         return len(self.groups)
 
     def __getitem__(self, i: int) -> dict:
         group = self.groups[i]
-        encoded = [encode_trace(self.tokenizer, list(p), c, self.max_length)
+        encoded = [encode_trace(self.tokenizer, list(p), c)
                    for p, c in zip(group["prompt"], group["completion"])]
         return {"input_ids": [e[0] for e in encoded], "completion_mask": [e[1] for e in encoded],
                 "weight": group["weight"].tolist(), "variant": group["variant"].tolist()}

@@ -14,6 +14,7 @@ array([[1, 2, 3, 0],
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,15 @@ import pandas as pd
 
 from tasks.common import schemas
 from tasks.common.storage import read_table
+
+OMICS_SPAN = re.compile(r"<(cell|dna|protein)>(.*?)</\1>", re.S)
+OPTION_LINE = re.compile(r"^[A-Z]\. ")
+KMER = 48  # characters: a shared stretch this long between a test input and a document is a leak
+
+
+class LeakageError(AssertionError):
+    """Text of a test problem's input is in the pretraining corpus."""
+
 
 # table name -> (schema, id column, text column); the tables textify writes.
 TEXTIFY = {
@@ -49,6 +59,58 @@ def gather_texts(documents: Path, textify_dir: Path, tables: list[str]) -> pd.Da
         frames.append(pd.DataFrame({"doc_id": f"{name}:" + df[id_col].astype(str),
                                     "source": f"textify:{name}", "text": df[text_col]}))
     return pd.concat(frames, ignore_index=True)
+
+
+def held_out_inputs(problems: pd.DataFrame) -> tuple[set[str], list[str]]:
+    """The ids (entities and source ids) and the omics texts of the test problems' questions
+    (option lines excluded: distractors may be train entities)."""
+    test = problems[problems["split"] == "test"]
+    ids = {str(i) for row in test["source_ids"] for i in row}
+    ids |= {e.split(":", 1)[1] for e in test["entity"]}
+    spans = [m.group(2).strip() for prompt in test["prompt"] for line in prompt.split("\n")
+             if not OPTION_LINE.match(line) for m in OMICS_SPAN.finditer(line)]
+    return ids, [s for s in spans if s]
+
+
+def _kmers(text: str, k: int) -> set[str]:
+    return {text[i:i + k] for i in range(0, max(len(text) - k + 1, 1))}
+
+
+def overlapping(texts: pd.Series, spans: list[str], k: int = KMER) -> pd.Series:
+    """Whether each text shares a ``k``-character stretch with a span (or holds a whole shorter
+    span, such as a test cell's top genes at the start of its full sentence).
+
+    >>> overlapping(pd.Series(["xxACGTACGTyy", "TTTT"]), ["ACGTACGT"], k=6).tolist()
+    [True, False]
+    """
+    long = set().union(*[_kmers(s, k) for s in spans if len(s) >= k]) if spans else set()
+    short = [s for s in spans if len(s) < k]
+    return texts.map(lambda t: any(t[i:i + k] in long for i in range(0, max(len(t) - k + 1, 1)))
+                     or any(s in t for s in short))
+
+
+def drop_test_texts(texts: pd.DataFrame, problems: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The pretraining documents without the test problems' inputs: textified records whose id a
+    test problem uses, then any document sharing a stretch of text with a test input (a genome
+    window overlapping a test coding sequence). Counts per source of what was dropped."""
+    ids, spans = held_out_inputs(problems)
+    textified = texts["source"].str.startswith("textify:")
+    by_id = textified & texts["doc_id"].str.split(":", n=1).str[1].isin(ids)
+    by_text = ~by_id & overlapping(texts["text"], spans)
+    dropped = by_id | by_text
+    report = {"by_id": texts.loc[by_id, "source"].value_counts().sort_index().to_dict(),
+              "by_text": texts.loc[by_text, "source"].value_counts().sort_index().to_dict()}
+    return texts[~dropped].reset_index(drop=True), report
+
+
+def assert_no_test_text(texts: pd.DataFrame, problems: pd.DataFrame) -> None:
+    """Raise :class:`LeakageError` naming a document that holds text of a test input."""
+    _, spans = held_out_inputs(problems)
+    leaked = overlapping(texts["text"], spans)
+    if leaked.any():
+        first = texts[leaked].iloc[0]
+        raise LeakageError(f"{int(leaked.sum())} pretraining documents hold text of a test problem's "
+                           f"input, e.g. {first['doc_id']!r}")
 
 
 def heldout_mask(doc_ids: pd.Series, fraction: float, seed: int) -> pd.Series:

@@ -79,6 +79,7 @@ def training_arguments(p: Pretrain, checkpoint_dir: str, max_steps: int, seed: i
                        gpus: int) -> TrainingArguments:
     return TrainingArguments(
         output_dir=checkpoint_dir, max_steps=max_steps, seed=seed, data_seed=seed,
+        full_determinism=True,  # deterministic kernels: the same commit trains the same weights
         per_device_train_batch_size=p.batch_size, per_device_eval_batch_size=p.batch_size,
         gradient_accumulation_steps=p.grad_accum, learning_rate=p.learning_rate,
         lr_scheduler_type=p.lr_scheduler, warmup_steps=p.warmup_ratio, weight_decay=p.weight_decay,

@@ -6,6 +6,10 @@ starting model and a work folder. Two phases run one after the other, each start
 model the previous one saved:
 ``instruction`` (instruction-alignment chats) then ``cold_start`` (verified gold reasoning traces).
 
+* What is trained: :func:`phase_rows` (:mod:`tasks.train.sft_data`): ``epochs`` passes over the
+  chats that fit ``max_length`` whole, balanced across families; chats that would be cut are
+  dropped and counted (or stop the stage), so no answer is ever truncated.
+
 * Loss on assistant tokens only: the ChatML template of ``tasks/lm/modeling.py`` wraps assistant
   content in ``{% generation %}``, and ``assistant_only_loss=True`` turns that into the label mask.
   :func:`loss_mask_stats` checks the mask on the prepared data: no chat without trained tokens, and
@@ -28,6 +32,7 @@ import pandas as pd
 
 from tasks.lm.modeling import load_model, load_tokenizer
 from tasks.common.params import Sft, SftPhase
+from tasks.train import sft_data
 from tasks.train.mlflow_log import MlflowLog
 from tasks.train.pretrain import last_complete_checkpoint
 
@@ -35,14 +40,28 @@ PHASES = ("instruction", "cold_start")
 DONE = "phase.json"
 
 
-def chats(path: str | Path) -> Any:
-    """An SftChats parquet as a conversational dataset (one ``messages`` column) for TRL."""
+def chats(table: pd.DataFrame) -> Any:
+    """Chats (a ``messages`` column) as a conversational dataset for TRL."""
     from datasets import Dataset
 
-    table = pd.read_parquet(path, columns=["messages"])
     return Dataset.from_list([
         {"messages": [{"role": str(m["role"]), "content": str(m["content"])} for m in turns]}
         for turns in table["messages"]])
+
+
+def phase_rows(p: Sft, phase: SftPhase, tokenizer: Any, seed: int) -> tuple[pd.DataFrame, dict]:
+    """The phase's training stream (:mod:`tasks.train.sft_data`): its tables' chats that fit whole,
+    ``epochs`` passes, balanced across families by ``p.chats_per_family``; and what was dropped and
+    trained."""
+    table = pd.concat([pd.read_parquet(path, columns=["id", "family", "messages"]) for path in phase.data],
+                      ignore_index=True)
+    table["n_tokens"] = sft_data.chat_lengths(table["messages"], tokenizer)
+    table["reply_tokens"] = sft_data.reply_lengths(table["messages"], tokenizer)
+    kept, stats = sft_data.fit(table, p.max_length, p.on_overlength)
+    rows = sft_data.training_rows(kept, phase.epochs, p.chats_per_family, seed)
+    stats.update(epochs=phase.epochs, trained_chats=len(rows),
+                 trained_per_family=sft_data.family_counts(rows))
+    return rows, stats
 
 
 def loss_mask_stats(prepared: Any, n_chats: int, tokenizer: Any) -> dict[str, Any]:
@@ -74,13 +93,17 @@ def sft_config(p: Sft, phase: SftPhase, checkpoint_dir: Path, seed: int, gpus: i
     from trl import SFTConfig
 
     return SFTConfig(
-        output_dir=str(checkpoint_dir), max_steps=phase.max_steps, seed=seed, data_seed=seed,
+        # the data are the whole multi-epoch stream (phase_rows): one pass over it
+        output_dir=str(checkpoint_dir), num_train_epochs=1, max_steps=phase.max_steps or -1,
+        seed=seed, data_seed=seed, full_determinism=True,
         learning_rate=phase.learning_rate, per_device_train_batch_size=p.batch_size,
         gradient_accumulation_steps=p.grad_accum, lr_scheduler_type=p.lr_scheduler,
         warmup_steps=p.warmup_ratio, weight_decay=p.weight_decay, max_grad_norm=p.max_grad_norm,
         bf16=p.precision == "bf16", fp16=p.precision == "fp16", use_cpu=gpus == 0,
         gradient_checkpointing=p.gradient_checkpointing, assistant_only_loss=True,
-        max_length=p.max_length, packing=False, logging_steps=p.logging_steps,
+        max_length=None, packing=False,  # phase_rows dropped what would not fit: nothing is cut
+        train_sampling_strategy="group_by_length",  # little padding: chats span 80 to 1,400 tokens
+        logging_steps=p.logging_steps,
         save_strategy="steps", save_steps=p.save_steps, save_total_limit=2,
         report_to="none", run_name=checkpoint_dir.parent.name,
         dataloader_num_workers=0, ddp_find_unused_parameters=False, disable_tqdm=False)
@@ -105,7 +128,8 @@ def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, 
         return json.loads((out / DONE).read_text())
     tokenizer = load_tokenizer(start_dir)
     model = load_model(start_dir, tokenizer)
-    data = chats(phase.data)
+    rows, fit_stats = phase_rows(p, phase, tokenizer, cfg["seed"])
+    data = chats(rows)
     checkpoint_dir = work / "checkpoints"
     args = sft_config(p, phase, checkpoint_dir, cfg["seed"], cfg["gpus"])
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
@@ -120,7 +144,7 @@ def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, 
     else:
         trainer.save_model(str(out))  # gathers sharded (FSDP/ZeRO-3) weights
     state.wait_for_everyone()
-    summary = {"phase": name, "examples": len(data), **mask, "train_loss": result.training_loss,
+    summary = {"phase": name, "examples": len(data), **fit_stats, **mask, "train_loss": result.training_loss,
                "steps": trainer.state.global_step,
                "resumed_from_step": int(last.rsplit("-", 1)[1]) if last else 0,
                "train_seconds": result.metrics.get("train_runtime"), "lora": p.lora.enabled}
@@ -142,7 +166,7 @@ def train(cfg: dict[str, Any]) -> dict[str, Any] | None:
     work, start, phases = Path(cfg["work_dir"]), cfg["start_dir"], {}
     for name in PHASES:
         phase: SftPhase = getattr(p, name)
-        if phase.max_steps == 0:
+        if phase.epochs == 0:
             continue
         phases[name] = train_phase(name, p, phase, start, work / name, cfg, state)
         start = str(work / name / "model")

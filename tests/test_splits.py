@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from tasks.problems.splits import LeakageError, assign_splits, check_families_present, check_leakage
+from tasks.common.splits import LeakageError, assign_splits, check_families_present, check_leakage
 
 
 def test_assign_is_exact_per_stratum_and_deterministic():

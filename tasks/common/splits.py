@@ -12,7 +12,7 @@ PerturbQA keeps the benchmark's own split; :func:`check_leakage` verifies everyt
 ...                             "family": ["f", "g"]}))
 Traceback (most recent call last):
 ...
-tasks.problems.splits.LeakageError: 1 entities in both splits, e.g. 'x' (families ['f', 'g'])
+tasks.common.splits.LeakageError: 1 entities in both splits, e.g. 'x' (families ['f', 'g'])
 """
 from __future__ import annotations
 

@@ -1,0 +1,95 @@
+"""What one SFT phase trains on: chats that fit ``sft.max_length`` whole, balanced across families.
+
+Nothing is cut silently. A chat longer than ``max_length`` tokens would lose its end, which is
+where the answer is, so it is never trained on: it is dropped and counted per family
+(``sft.on_overlength: drop``) or the stage stops naming the first one (``error``).
+
+Balance: the annotate stage yields very unequal families (800 PerturbQA chats, under 200 cell-type
+ones), and a model trained on the raw mix learns the commonest answer word. With
+``chats_per_family`` each family contributes that many chats per epoch: larger families are
+subsampled (a fresh seeded subset each epoch, so over several epochs most chats are seen), smaller
+ones repeated.
+
+>>> df = pd.DataFrame({"family": ["a"] * 4 + ["b"], "n_tokens": [10, 10, 10, 99, 10]})
+>>> kept, stats = fit(df, max_length=50, on_overlength="drop")
+>>> len(kept), stats["dropped_overlength"], stats["dropped_per_family"]
+(4, 1, {'a': 1})
+>>> [len(e) for e in balanced_epochs(kept, 2, per_family=2, seed=0)]
+[4, 4]
+>>> sorted(kept.loc[balanced_epochs(kept, 1, per_family=2, seed=0)[0], "family"])
+['a', 'a', 'b', 'b']
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+class OverlengthError(ValueError):
+    """A chat longer than ``sft.max_length`` with ``on_overlength: error``."""
+
+
+def chat_lengths(messages: Any, tokenizer: Any) -> list[int]:
+    """Tokens of each whole chat as the trainer renders it (the tokenizer's chat template)."""
+    return [len(tokenizer.apply_chat_template([{"role": str(m["role"]), "content": str(m["content"])}
+                                               for m in turns], tokenize=True,
+                                              return_dict=False))
+            for turns in messages]
+
+
+def reply_lengths(messages: Any, tokenizer: Any) -> list[int]:
+    """Tokens of each chat's assistant reply alone: what generation must have room for."""
+    return [len(tokenizer(str(list(turns)[-1]["content"]), add_special_tokens=False)["input_ids"])
+            for turns in messages]
+
+
+def fit(chats: pd.DataFrame, max_length: int, on_overlength: str) -> tuple[pd.DataFrame, dict]:
+    """The chats of ``n_tokens <= max_length``; the others dropped and counted, or an error."""
+    over = chats["n_tokens"] > max_length
+    if over.any() and on_overlength == "error":
+        first = chats[over].iloc[0]
+        raise OverlengthError(
+            f"chat {first.get('id', first.name)!r} ({first['family']}) has {int(first['n_tokens'])} "
+            f"tokens > sft.max_length {max_length}; {int(over.sum())} chats are too long (raise "
+            f"max_length, or set sft.on_overlength: drop)")
+    lengths = chats["n_tokens"]
+    stats = {"chats_in_data": len(chats), "dropped_overlength": int(over.sum()),
+             "dropped_per_family": {str(k): int(v) for k, v in
+                                    chats[over].groupby("family").size().items()},
+             "max_length": max_length,
+             "tokens_p50": float(lengths.quantile(0.5)) if len(chats) else 0.0,
+             "tokens_p99": float(lengths.quantile(0.99)) if len(chats) else 0.0,
+             "tokens_max": int(lengths.max()) if len(chats) else 0}
+    if "reply_tokens" in chats:
+        stats["reply_tokens_max"] = int(chats["reply_tokens"].max()) if len(chats) else 0
+    return chats[~over].reset_index(drop=True), stats
+
+
+def balanced_epochs(chats: pd.DataFrame, epochs: int, per_family: int, seed: int) -> list[list[int]]:
+    """Row indices of ``chats`` per epoch, ``per_family`` of every family, shuffled."""
+    rng = np.random.default_rng(seed)
+    groups = [g.index.to_numpy() for _, g in chats.groupby("family", sort=True)]
+    out = []
+    for _ in range(epochs):
+        picked = []
+        for ix in groups:
+            whole, rest = divmod(per_family, len(ix))
+            picked += list(np.tile(ix, whole)) + list(rng.choice(ix, rest, replace=False))
+        out.append([int(i) for i in rng.permutation(picked)])
+    return out
+
+
+def training_rows(chats: pd.DataFrame, epochs: int, per_family: int | None, seed: int) -> pd.DataFrame:
+    """The phase's whole training stream: ``epochs`` passes, balanced when ``per_family`` is set."""
+    if per_family:
+        order = [i for epoch in balanced_epochs(chats, epochs, per_family, seed) for i in epoch]
+    else:
+        rng = np.random.default_rng(seed)
+        order = [int(i) for _ in range(epochs) for i in rng.permutation(len(chats))]
+    return chats.iloc[order].reset_index(drop=True)
+
+
+def family_counts(rows: pd.DataFrame) -> dict[str, int]:
+    return {str(k): int(v) for k, v in rows.groupby("family").size().items()}
