@@ -73,12 +73,19 @@ def evaluate_checkpoint(name: str, folder: str, test: pd.DataFrame, chats: list,
     """Completions, scores and (PerturbQA) P(yes)/P(up) of one checkpoint on the test problems."""
     e, tag = params.evaluate, Verifiers.answer_tag_of(params)
     tokenizer = load_tokenizer(folder)
-    completions = [c[0] for c in generate(folder, chats, max_new_tokens=e.max_new_tokens,
-                                          temperature=0.0, seed=params.base.seed,
-                                          settings=params.generation)]
+    # a prompt without room for the whole completion budget in generation.max_model_len is not
+    # generated (counted as not_generated), rather than given a shorter budget
+    room = [len(tokenizer(render_chat(tokenizer, c), add_special_tokens=False)["input_ids"])
+            + e.max_new_tokens <= params.generation.max_model_len for c in chats]
+    fitting = [c for c, ok in zip(chats, room) if ok]
+    generated = iter([c[0] for c in generate(folder, fitting, max_new_tokens=e.max_new_tokens,
+                                             temperature=0.0, seed=params.base.seed,
+                                             settings=params.generation)] if fitting else [])
+    completions = [next(generated) if ok else "" for ok in room]
     lengths = [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions]
     scored = ev.score_completions(test, completions, lengths, tag)
     scored.insert(0, "checkpoint", name)
+    scored["generated"] = room
     scored["claimed"] = [claimed_text(x, t, ev._choices(r)) for x, t, (_, r) in
                          zip(scored["extracted"], scored["answer_type"], test.iterrows())]
     scored["p_positive"] = np.nan
@@ -165,6 +172,7 @@ def evaluate_flow() -> None:
             metrics["checkpoints"][name] = checkpoint_metrics(scored, test)
             metrics["checkpoints"][name].update(
                 completions_at_limit=int((scored["completion_tokens"] >= e.max_new_tokens).sum()),
+                not_generated_prompt_too_long=int((~scored["generated"]).sum()),
                 reasoning_closed_rate=round(float(scored_options.loc[
                     scored_options["mode"] == "reasoned", "reasoning_closed"].mean()), 4))
             predictions.append(scored)
