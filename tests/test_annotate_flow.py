@@ -30,7 +30,9 @@ def _setup(root: Path, answer_tag: str | None = None, **annotate) -> None:
 def test_flow_writes_traces_sft_and_a_report_with_real_rejections(mlflow_uri, tmp_path):
     from flows.annotate import annotate_flow
 
-    _setup(tmp_path, answer_tag="solution")
+    # the exact counts below are those of the full trace style (a short trace of one fact can need
+    # a re-ask: tests/test_rationales.py covers the short style)
+    _setup(tmp_path, answer_tag="solution", trace_style="full")
     annotate_flow()
 
     traces = read_table("data/annotate/traces.parquet", schemas.Traces)
