@@ -57,7 +57,7 @@ def write_params(root: Path, project: Path, init: str, **grpo_smoke) -> dict:
     smoke = {"problems_per_family": 2, "max_prompt_tokens": 400,
              "online": {"steps": 2, "num_generations": 2, "prompts_per_step": 2,
                         "max_completion_length": 8, "save_steps": 1},
-             "offline": {"max_steps": 2, "groups_per_step": 1, "max_length": 128, "save_steps": 1,
+             "offline": {"max_steps": 2, "groups_per_step": 1, "max_length": 1536, "save_steps": 1,
                          "logging_steps": 1},
              "heldout": {"problems_per_family": 1, "max_new_tokens": 8}}
     for key, value in grpo_smoke.items():

@@ -27,8 +27,16 @@ def test_pretrain_flow_writes_models_reports_and_curves(mlflow_uri, tmp_path):
     write_table(docs, tmp_path / "data/corpus/documents.parquet", schemas.Documents)
     cells = pd.DataFrame({"cell_id": [f"c{i}" for i in range(30)], "label": "T cell",
                           "n_genes": 3, "total_counts": 9.0,
-                          "cell_sentence": ["<cell>CD3D, CD8A, IL7R</cell>"] * 30})
+                          "cell_sentence": ["<cell>GNLY, NKG7, PRF1, GZMB</cell>"]
+                          + ["<cell>CD3D, CD8A, IL7R</cell>"] * 29})
     write_table(cells, tmp_path / "data/textify/cells.parquet", schemas.CellSentences)
+    # a test problem shows cell c0 (its top genes): c0 must not be pretrained on
+    from tests.evaluate_fixtures import problems
+    table = problems()
+    first = table.index[(table["split"] == "test") & (table["family"] == "cell_type")][0]
+    table.loc[first, "prompt"] = "<cell>GNLY, NKG7, PRF1</cell> Which cell type?"
+    table.at[first, "source_ids"] = ["c0"]
+    write_table(table, tmp_path / "data/problems/problems.parquet", schemas.Problems)
 
     from flows.pretrain import pretrain_flow
 
@@ -37,6 +45,9 @@ def test_pretrain_flow_writes_models_reports_and_curves(mlflow_uri, tmp_path):
     metrics = json.loads((tmp_path / "reports/pretrain/metrics.json").read_text())
     assert metrics["steps"] == 6 and metrics["tokens_trained"] == 32 * 4 * 6
     assert metrics["textify_tables_found"] == ["cells"]
+    # c0 by its id; toy documents quoting a test prompt's genes ("CD3D, MS4A1") by their text
+    dropped = metrics["documents"]["dropped_test_inputs"]
+    assert dropped["by_id"] == {"textify:cells": 1} and set(dropped["by_text"]) <= {"corpus:toy"}
     assert metrics["eval_loss_after"] < metrics["eval_loss_before"]
     assert metrics["perplexity_before"] > metrics["perplexity_after"] > 1
     curve = pd.read_csv(tmp_path / "reports/pretrain/loss.csv")

@@ -56,7 +56,7 @@ def _child_config(root, init, **overrides):
     settings = {"init": str(init), "mode": "offline_then_online",
                 "online": {"steps": 4, "num_generations": 2, "prompts_per_step": 2, "max_completion_length": 6,
                            "save_steps": 1, "learning_rate": 1e-3},
-                "offline": {"max_steps": 2, "groups_per_step": 1, "max_length": 96, "save_steps": 1}}
+                "offline": {"max_steps": 2, "groups_per_step": 1, "max_length": 1536, "save_steps": 1}}
     p = Grpo(**{**settings, **overrides})
     cfg = {"params": p.model_dump(mode="json"), "verifiers": SETTINGS.model_dump(mode="json"), "seed": 0,
            "gpus": 0, "tensor_parallel_size": 1, "init_dir": str(init), "work_dir": str(work),
