@@ -1,6 +1,8 @@
 """What every stage shares, and nothing stage-specific.
 
 - :mod:`~tasks.common.params`: ``params.yaml`` parsed once into typed objects (one section per stage);
+  the sections themselves in :mod:`~tasks.common.params_data` (data stages) and
+  :mod:`~tasks.common.params_train` (model stages);
 - :mod:`~tasks.common.schemas`: the pandera contracts of every table that crosses a stage boundary;
 - :mod:`~tasks.common.storage`: atomic writes of parquet, JSON and CSV;
 - :mod:`~tasks.common.errors`: one-line input errors and the stage runner that prints them;
