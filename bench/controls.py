@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 
-import numpy as np
 import pandas as pd
 
-OMICS = re.compile(r"<(cell|dna|protein)>.*?</\1>", re.S)
-OPTION_LINE = re.compile(r"^[A-Z]\. ")
+from tasks.common.prompts import OMICS_SPAN, OPTION_LINE
 
 
 def blank_omics(prompt: str) -> str:
@@ -35,7 +32,7 @@ def blank_omics(prompt: str) -> str:
     >>> blank_omics("Which?\\n<dna>ACGT</dna>\\nA. <protein>MK</protein>")
     'Which?\\n<dna></dna>\\nA. <protein>MK</protein>'
     """
-    return "\n".join(line if OPTION_LINE.match(line) else OMICS.sub(r"<\1></\1>", line)
+    return "\n".join(line if OPTION_LINE.match(line) else OMICS_SPAN.sub(r"<\1></\1>", line)
                      for line in prompt.split("\n"))
 
 
@@ -54,14 +51,13 @@ def options_only(prompt: str) -> str:
 
 def summarise(results: pd.DataFrame, seed: int) -> dict:
     from tasks.evaluate.loglik import loglik_summary
-    from tasks.evaluate.stats import paired_bootstrap
+    from tasks.evaluate.stats import macro_accuracy
 
     scored = results[results["scorable"].astype(bool)].sort_values("problem_id")
-    correct = scored["correct"].astype(bool).to_numpy()
-    mean = paired_bootstrap(correct, np.zeros_like(correct), scored["family"].to_numpy(), seed=seed).iloc[-1]
+    mean = macro_accuracy(scored["correct"].astype(bool).to_numpy(), scored["family"].to_numpy(), seed=seed)
     per_family = loglik_summary(results)
-    return {"mean_accuracy": round(float(mean["diff"]), 4), "low": round(float(mean["low"]), 4),
-            "high": round(float(mean["high"]), 4),
+    return {"mean_accuracy": round(mean["accuracy"], 4), "low": round(mean["low"], 4),
+            "high": round(mean["high"], 4),
             "mean_chance": round(float(per_family["chance"].mean()), 4),
             "families": {r.family: {"n": int(r.scorable), "acc": round(float(r.acc), 4),
                                     "chance": round(float(r.chance), 4)}

@@ -68,8 +68,7 @@ def entity_splits(data: dict, members: pd.DataFrame, genes: pd.DataFrame, eligib
                   test_fraction: float, seed: int) -> dict[str, str]:
     """One split per entity over every namespace's whole pool, stratified where it matters."""
     strata: dict[str, str] = {}
-    strata.update({f"cell:{c}": f"cell|{lab}" for c, lab in
-                   zip(data["cells"]["cell_id"], data["cells"]["label"].fillna(""))})
+    strata.update(splits.cell_strata(data["cells"]["cell_id"], data["cells"]["label"]))
     strata.update({f"motif:{m}": f"motif|{m in set(eligible['motif_id'])}"
                    for m in data["motifs"]["motif_id"]})
     strata.update({f"disease:{d}": "disease" for d in data["disease_phenotypes"]["disease_id"].unique()})

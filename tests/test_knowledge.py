@@ -61,7 +61,7 @@ def test_reference_cells_errors(tmp_path):
 
 
 def test_marker_genes_are_known_pbmc_markers_from_train_cells_only():
-    from tasks.common.splits import assign_splits
+    from tasks.common.splits import assign_splits, cell_strata
 
     markers, cells = knowledge.marker_genes("scanpy:pbmc68k_reduced", "bulk_labels", 20,
                                             test_fraction=0.2, seed=0)
@@ -71,8 +71,7 @@ def test_marker_genes_are_known_pbmc_markers_from_train_cells_only():
     assert {"CD79A", "CD79B"} & b_cells or {"MS4A1", "CD74"} & b_cells
     # the problems stage's split of the same cells (stratified by type) puts none of them in test
     adata = knowledge.load_reference_cells("scanpy:pbmc68k_reduced")
-    labels = adata.obs["bulk_labels"].astype(str)
-    split = assign_splits([f"cell:{c}" for c in adata.obs_names], 0.2, 0,
-                          {f"cell:{c}": f"cell|{lab}" for c, lab in zip(adata.obs_names, labels)})
+    strata = cell_strata(adata.obs_names, adata.obs["bulk_labels"])
+    split = assign_splits(list(strata), 0.2, 0, strata)
     assert {split[f"cell:{c}"] for c in cells["cell_id"]} == {"train"}
     assert len(cells) == sum(v == "train" for v in split.values()) < adata.n_obs

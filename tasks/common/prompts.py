@@ -22,6 +22,7 @@ True
 """
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -96,6 +97,21 @@ Steps:
 {steps}
 
 {answer_format}"""
+
+# How a problem prompt shows its omics and its options (``tasks.problems.records.lettered``):
+# what controls blank and what pretraining must not have seen are the omics of the question lines.
+OMICS_SPAN = re.compile(r"<(cell|dna|protein)>(.*?)</\1>", re.S)
+OPTION_LINE = re.compile(r"^[A-Z]\. ")
+
+
+def question_lines(prompt: str) -> list[str]:
+    """The lines of a problem prompt that are not its lettered options.
+
+    >>> question_lines("Which gene?\\n<dna>AC</dna>\\nA. TP53\\nB. BRCA1")
+    ['Which gene?', '<dna>AC</dna>']
+    """
+    return [line for line in prompt.split("\n") if not OPTION_LINE.match(line)]
+
 
 SFT_SYSTEM = (f"You are a biology reasoning assistant. Think step by step inside <{THINK_TAG}></{THINK_TAG}>, "
               "then give the final answer inside <{tag}></{tag}>.")

@@ -49,6 +49,16 @@ def assign_splits(entities: Iterable[str], test_fraction: float, seed: int,
     return out
 
 
+def cell_strata(cell_ids: Iterable[str], labels: Iterable[object]) -> dict[str, str]:
+    """``{"cell:<id>": "cell|<type>"}``: cells are split within their cell type (unlabelled cells
+    together), by the problems stage and, for the marker genes, by the corpus stage alike.
+
+    >>> cell_strata(["a", "b"], ["B cell", float("nan")])
+    {'cell:a': 'cell|B cell', 'cell:b': 'cell|'}
+    """
+    return {f"cell:{c}": f"cell|{'' if pd.isna(lab) else lab}" for c, lab in zip(cell_ids, labels)}
+
+
 def check_leakage(df: pd.DataFrame) -> None:
     """Fail if any entity appears in both splits (across all families)."""
     per_entity = df.groupby("entity")["split"].nunique()

@@ -178,14 +178,13 @@ def marker_genes(reference_cells: str, label_key: str, per_type: int, test_fract
     stage checks against its own test cells."""
     import scanpy as sc
 
-    from tasks.common.splits import assign_splits
+    from tasks.common.splits import assign_splits, cell_strata
 
     adata = load_reference_cells(reference_cells)
     if label_key not in adata.obs:
         raise InputError(reference_cells, "obs", f"no column {label_key!r} with cell types")
-    labels = adata.obs[label_key].astype(str).where(adata.obs[label_key].notna(), "")
-    split = assign_splits([f"cell:{c}" for c in adata.obs_names], test_fraction, seed,
-                          {f"cell:{c}": f"cell|{lab}" for c, lab in zip(adata.obs_names, labels)})
+    strata = cell_strata(adata.obs_names, adata.obs[label_key])
+    split = assign_splits(list(strata), test_fraction, seed, strata)
     adata = adata[[split[f"cell:{c}"] == "train" for c in adata.obs_names]].copy()
     adata.obs[label_key] = adata.obs[label_key].astype("category")
     sc.tl.rank_genes_groups(adata, label_key, method="wilcoxon", use_raw=adata.raw is not None,

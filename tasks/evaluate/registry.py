@@ -97,19 +97,14 @@ def gate_tags(results: Any, mode: str, chance: float, majority: float, seed: int
     (``loglik_eval`` rows of one mode: problem_id, family, scorable, correct)."""
     import hashlib
 
-    import numpy as np
-
-    from tasks.evaluate.stats import paired_bootstrap
+    from tasks.evaluate.stats import macro_accuracy
 
     scored = results[results["scorable"].astype(bool)].sort_values("problem_id")
-    correct = scored["correct"].astype(bool).to_numpy()
-    # accuracy - 0, resampled within families: the interval of the mean over families
-    table = paired_bootstrap(correct, np.zeros_like(correct), scored["family"].to_numpy(), seed=seed)
-    mean = table.iloc[-1]
+    mean = macro_accuracy(scored["correct"].astype(bool).to_numpy(), scored["family"].to_numpy(), seed=seed)
     bits = {f: "".join("1" if c else "0" for c in g["correct"].astype(bool))
             for f, g in scored.groupby("family", sort=True)}
     ids = hashlib.sha1("\n".join(scored["problem_id"]).encode()).hexdigest()[:16]
-    return {"gate.mode": mode, "gate.mean_accuracy": f"{mean['diff']:.4f}", "gate.low": f"{mean['low']:.4f}",
+    return {"gate.mode": mode, "gate.mean_accuracy": f"{mean['accuracy']:.4f}", "gate.low": f"{mean['low']:.4f}",
             "gate.high": f"{mean['high']:.4f}", "gate.chance": f"{chance:.4f}",
             "gate.majority": f"{majority:.4f}", "gate.problems": ids, "gate.correct": json.dumps(bits)}
 

@@ -14,7 +14,6 @@ array([[1, 2, 3, 0],
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,9 @@ import numpy as np
 import pandas as pd
 
 from tasks.common import schemas
+from tasks.common.prompts import OMICS_SPAN, question_lines
 from tasks.common.storage import read_table
 
-OMICS_SPAN = re.compile(r"<(cell|dna|protein)>(.*?)</\1>", re.S)
-OPTION_LINE = re.compile(r"^[A-Z]\. ")
 KMER = 48  # characters: a shared stretch this long between a test input and a document is a leak
 
 
@@ -67,8 +65,8 @@ def held_out_inputs(problems: pd.DataFrame) -> tuple[set[str], list[str]]:
     test = problems[problems["split"] == "test"]
     ids = {str(i) for row in test["source_ids"] for i in row}
     ids |= {e.split(":", 1)[1] for e in test["entity"]}
-    spans = [m.group(2).strip() for prompt in test["prompt"] for line in prompt.split("\n")
-             if not OPTION_LINE.match(line) for m in OMICS_SPAN.finditer(line)]
+    spans = [m.group(2).strip() for prompt in test["prompt"] for line in question_lines(prompt)
+             for m in OMICS_SPAN.finditer(line)]
     return ids, [s for s in spans if s]
 
 
