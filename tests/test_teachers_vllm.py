@@ -79,7 +79,7 @@ def test_untrained_teacher_output_is_retried_then_rejected(vllm_server, tmp_path
     prompts_dir = tmp_path / "prompts"
     prompts_dir.mkdir()
     (prompts_dir / "teacher_system.txt").write_text("Reply with JSON steps.")
-    (prompts_dir / "teacher_user.txt").write_text("{question} {answer} {evidence}{passages}{focus}")
+    (prompts_dir / "teacher_user.txt").write_text("{question} {answer} {evidence}{passages}{focus}{length}")
     (prompts_dir / "teacher_cell.txt").write_text("")
     row = {"id": "short", "family": "perturb_de", "category": "cell", "task_kind": "annotation",
            "modality": "cell", "prompt": "Does A change B?", "answer": "yes", "answer_type": "yes_no",
