@@ -1,4 +1,4 @@
-"""Stage ``sft``: instruction-alignment SFT, then cold-start SFT on gold traces, from ``models/pretrain``.
+"""Stage ``sft``: instruction-alignment SFT, answer-only SFT, then cold-start SFT on gold traces, from ``models/pretrain``.
 
 Training runs in a child process (``tasks/train/sft.py``) through the training harness
 (``tasks/train/harness.py``) on the layout of ``base`` (``accelerate_config``, ``gpus``), so one CPU
@@ -28,7 +28,7 @@ from tasks.common import schemas
 from tasks.common.errors import InputError, run_stage
 from tasks.common.params import load_params
 from tasks.train import harness
-from tasks.train.sft import DONE, PHASES
+from tasks.train.sft import DONE, phases
 from tasks.common.storage import atomic_path, read_table, write_csv, write_json
 from tasks.common.tracking import stage_run
 
@@ -42,20 +42,19 @@ train_child = task(harness.run_child, cache_policy=NO_CACHE)
 def check_inputs(params) -> None:
     if not (START / "config.json").is_file() and not (START / "base_model.json").is_file():
         raise InputError(START, "folder", "no model (config.json): run the pretrain stage first")
-    for name in PHASES:
-        phase = getattr(params.sft, name)
-        for path in phase.data if phase.epochs else []:
+    for name, phase in phases(params.sft).items():
+        for path in phase.data:
             if read_table(path, schemas.SftChats).empty:
                 raise InputError(path, "table", f"no chats for sft phase {name!r}")
 
 
-def loss_curve(work: Path, phases: list[str]) -> pd.DataFrame:
+def loss_curve(work: Path, names: list[str]) -> pd.DataFrame:
     rows = []
-    for name in phases:
+    for name in names:
         history = json.loads((work / name / "history.json").read_text())
         rows += [{"phase": name, "step": h["step"], "train_loss": h["loss"]} for h in history if "loss" in h]
     curve = pd.DataFrame(rows, columns=["phase", "step", "train_loss"])
-    # one x axis across phases, so the DVC plot shows phase 2 after phase 1
+    # one x axis across phases, so the DVC plot shows each phase after the one before
     offsets = curve.groupby("phase", sort=False)["step"].max().cumsum().shift(fill_value=0)
     curve["global_step"] = curve["step"] + curve["phase"].map(offsets)
     return curve
@@ -67,7 +66,7 @@ def sft_flow() -> None:
     p = params.sft
     check_inputs(params)
     with stage_run("sft", params) as run:
-        inputs = [START] + [Path(d) for n in PHASES if getattr(p, n).epochs for d in getattr(p, n).data]
+        inputs = [START] + [Path(d) for phase in phases(p).values() for d in phase.data]
         work = harness.prepare("sft", params, inputs)
         trained = train_child("sft", work, {"params": p.model_dump(mode="json"), "start_dir": str(START)},
                               params.base, run.run_id)
@@ -79,25 +78,25 @@ def sft_flow() -> None:
         curve = loss_curve(work, list(trained["phases"]))
         shutil.rmtree(work)
 
-        phases = trained["phases"]
+        done = trained["phases"]
         metrics = {
             "processes": trained["processes"],
             "phases": {n: {k: v for k, v in ph.items() if k not in ("phase", "first_trained_text")}
-                       for n, ph in phases.items()},
-            "final_train_loss": phases[list(phases)[-1]]["train_loss"],
-            "steps": sum(ph["steps"] for ph in phases.values()),
+                       for n, ph in done.items()},
+            "final_train_loss": done[list(done)[-1]]["train_loss"],
+            "steps": sum(ph["steps"] for ph in done.values()),
         }
         write_csv(curve, REPORTS / "loss.csv")
         write_json(metrics, REPORTS / "metrics.json")
         run.log_metrics({"sft": metrics["phases"]})
         run.log_metrics({"sft/final_train_loss": metrics["final_train_loss"]})
-        run.log_text("\n\n".join(f"{n}: {ph['first_trained_text']!r}" for n, ph in phases.items()),
+        run.log_text("\n\n".join(f"{n}: {ph['first_trained_text']!r}" for n, ph in done.items()),
                      "samples/sft_trained_tokens.txt")
 
         fig, ax = plt.subplots(figsize=(7, 3.5))
         for name, part in curve.groupby("phase", sort=False):
             ax.plot(part["global_step"], part["train_loss"], label=name)
-        ax.set(xlabel="step (both phases)", ylabel="train loss (assistant tokens)", title="sft loss")
+        ax.set(xlabel="step (all phases)", ylabel="train loss (assistant tokens)", title="sft loss")
         ax.legend()
         fig.tight_layout()
         run.log_figure(fig, "sft_loss.png")

@@ -17,7 +17,7 @@ def _metrics(stage: str) -> dict:
 
 def test_every_sft_chat_was_trained_whole():
     phases = _metrics("sft")["phases"]
-    assert set(phases) == {"instruction", "cold_start"}
+    assert set(phases) == {"instruction", "answer", "cold_start"}
     for name, phase in phases.items():
         assert phase["dropped_overlength"] == 0, f"{name}: {phase['dropped_per_family']}"
         assert phase["chats_dropped"] == 0, name  # TRL left no chat without trained tokens

@@ -54,6 +54,28 @@ def test_assistant_only_mask_trains_the_reply_not_the_prompt(tiny_base, tmp_path
     assert trained.endswith("</answer><|im_end|>")  # the model learns to stop
 
 
+def test_sft_trainer_loss_equals_trls_own(tiny_base, tmp_path):
+    """sft_trainer swaps TRL's fused LM-head loss for the model's own: the same number."""
+    import torch
+    from trl import SFTTrainer
+
+    from tasks.lm.modeling import load_tokenizer
+    from tasks.train.sft import chats, sft_config, sft_trainer
+
+    cfg = _cfg(tiny_base[0], tmp_path)
+    p = Sft.model_validate(cfg["params"])
+    tokenizer = load_tokenizer(tiny_base[0])
+    model = load_model(tiny_base[0], tokenizer)
+    kwargs = dict(model=model, processing_class=tokenizer, train_dataset=chats(pd.read_parquet(p.cold_start.data[0])),
+                  args=sft_config(p, p.cold_start, tmp_path / "x" / "checkpoints", 0, gpus=0))
+    ours, trls = sft_trainer(**kwargs), SFTTrainer(**kwargs)
+    batch = next(iter(ours.get_train_dataloader()))
+    with torch.no_grad():
+        a = ours.compute_loss(model, dict(batch))
+        b = trls.compute_loss(model, dict(batch))
+    assert 1.0 < float(a) and abs(float(a) - float(b)) < 1e-4 * float(b)
+
+
 @pytest.mark.slow
 def test_killed_sft_resumes_from_its_checkpoint(tiny_base, tmp_path, monkeypatch):
     monkeypatch.chdir(PROJECT)
@@ -90,7 +112,8 @@ def test_sft_flow_with_lora_writes_a_merged_model_and_curves(mlflow_uri, tiny_ba
     raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params = {"base": {"seed": 0, "profile": "smoke"}, "sft": raw["sft"]}
     params["sft"]["profiles"]["smoke"].update(
-        instruction={"max_steps": 2}, cold_start={"max_steps": 4}, max_length=256, batch_size=2,
+        instruction={"max_steps": 2}, answer={"max_steps": 2}, cold_start={"max_steps": 4},
+        max_length=256, batch_size=2,
         logging_steps=2, save_steps=2, lora={"enabled": True, "r": 4, "alpha": 8})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     shutil.copytree(tiny_base[0], tmp_path / "models/pretrain")
@@ -103,14 +126,14 @@ def test_sft_flow_with_lora_writes_a_merged_model_and_curves(mlflow_uri, tiny_ba
     sft_flow()
 
     metrics = json.loads((tmp_path / "reports/sft/metrics.json").read_text())
-    assert metrics["steps"] == 6 and metrics["phases"]["cold_start"]["lora"] is True
+    assert metrics["steps"] == 8 and metrics["phases"]["cold_start"]["lora"] is True
     model_dir = tmp_path / "models/sft"
     assert not (model_dir / "adapter_config.json").exists() and not (model_dir / "phase.json").exists()
     model = load_model(model_dir)
     assert not [n for n, _ in model.named_parameters() if "lora" in n]
     curve = pd.read_csv(tmp_path / "reports/sft/loss.csv")
-    assert curve["phase"].tolist() == ["instruction", "cold_start", "cold_start"]
-    assert curve["global_step"].tolist() == [2, 4, 6]
+    assert curve["phase"].tolist() == ["instruction", "answer", "cold_start", "cold_start"]
+    assert curve["global_step"].tolist() == [2, 4, 6, 8]
     assert not any((tmp_path / "scratch/sft").iterdir())  # checkpoints removed once saved
     client = MlflowClient(mlflow_uri)
     runs = client.search_runs([client.get_experiment_by_name("omicsforge").experiment_id])
@@ -118,4 +141,5 @@ def test_sft_flow_with_lora_writes_a_merged_model_and_curves(mlflow_uri, tiny_ba
     stage = runs[0]
     assert [m.step for m in client.get_metric_history(stage.info.run_id, "sft/cold_start/loss")] == [2, 4]
     assert [m.step for m in client.get_metric_history(stage.info.run_id, "sft/instruction/loss")] == [2]
+    assert [m.step for m in client.get_metric_history(stage.info.run_id, "sft/answer/loss")] == [2]
     assert not any(k.startswith(("gradient_accumulation", "per_device")) for k in stage.data.params)

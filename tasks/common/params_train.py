@@ -69,11 +69,13 @@ class Lora(Section):
 
 
 class Sft(Section):
-    """Supervised fine-tuning in two phases: instruction alignment, then cold start on gold traces."""
+    """Supervised fine-tuning in phases, each starting from the model the previous one saved:
+    instruction alignment, answer-only chats (optional), then cold start on gold traces."""
     # Hardware (accelerate config, GPU slots) comes from base: one layout for every stage.
 
     instruction: SftPhase = Field(description="Phase 1: instruction-alignment chats.")
-    cold_start: SftPhase = Field(description="Phase 2: verified gold reasoning traces.")
+    answer: SftPhase | None = Field(None, description="Phase 2 (optional): the answer-only chats (a problem, then its answer), many cheap epochs so the problem-to-answer mapping is learnt before traces are; null: skipped.")
+    cold_start: SftPhase = Field(description="Phase 3: verified gold reasoning traces.")
     max_length: int = Field(1536, gt=16, description="Tokens per chat, sized from the data (p99 of the chats); a longer chat is never cut (its answer is at the end): see on_overlength.")
     on_overlength: Literal["drop", "error"] = Field("drop", description="A chat over max_length: dropped and counted per family, or the stage stops.")
     chats_per_family: int | None = Field(None, gt=0, description="Chats each family contributes per epoch (subsampled afresh each epoch, or repeated; seeded), so no family's answer words dominate; null: every chat once per epoch.")
