@@ -50,7 +50,10 @@ OUT = Path("data/evaluate")
 REPORTS = Path("reports/evaluate")
 
 
-def check_inputs(checkpoints: dict[str, str]) -> None:
+def check_inputs(checkpoints: dict[str, str], generated: list[str]) -> None:
+    if unknown := [c for c in generated if c not in checkpoints]:
+        raise InputError("params.yaml", "evaluate.generate", f"{unknown} not in evaluate.checkpoints "
+                         f"{list(checkpoints)}")
     for name, folder in checkpoints.items():
         if not any((Path(folder) / f).is_file() for f in ("config.json", "base_model.json")):
             raise InputError(folder, f"checkpoint {name!r}", "no model (config.json or base_model.json)")
@@ -59,12 +62,13 @@ def check_inputs(checkpoints: dict[str, str]) -> None:
 
 
 def loglik_checkpoint(name: str, folder: str, test: pd.DataFrame, chats: dict[str, list],
-                      completions: list[str], labels: dict, tag: str) -> pd.DataFrame:
-    """Log-likelihood of each option of every test problem under one checkpoint, in both modes:
-    ``direct`` (right after the prompt) and ``reasoned`` (after its own greedy reasoning)."""
+                      completions: list[str] | None, labels: dict, tag: str) -> pd.DataFrame:
+    """Log-likelihood of each option of every test problem under one checkpoint: ``direct`` (right
+    after the prompt) and, given its completions, ``reasoned`` (after its own greedy reasoning)."""
     tokenizer = load_tokenizer(folder)
     model = load_model(folder, tokenizer).eval()
-    results = loglik.score_modes(model, tokenizer, test, chats, completions, labels, tag)
+    modes = loglik.MODES if completions is not None else ("direct",)
+    results = loglik.score_modes(model, tokenizer, test, chats, completions or [], labels, tag, modes)
     results.insert(0, "checkpoint", name)
     return results
 
@@ -126,7 +130,7 @@ def register_final(params, metrics: dict, scored_options: pd.DataFrame) -> dict 
     final = next((c for c in r.final_checkpoints if c in e.checkpoints), None)
     if final is None:
         raise ValueError(f"registry.final_checkpoints {r.final_checkpoints}: none is in evaluate.checkpoints")
-    summary, headline = metrics["checkpoints"][final], metrics["loglik"][final]
+    summary, headline = metrics["checkpoints"].get(final, {"families": {}}), metrics["loglik"][final]
     families = [f for f, v in headline["families"].items() if v["scorable"]]
     majority = metrics["fitted_baselines"].get("majority", {})
     rows = scored_options[(scored_options["checkpoint"] == final) & (scored_options["mode"] == e.loglik_mode)]
@@ -151,7 +155,8 @@ def evaluate_flow() -> None:
     params = load_params(require=("evaluate",))
     e, seed = params.evaluate, params.base.seed
     annotate, tag = params.annotate or Annotate(), Verifiers.answer_tag_of(params)
-    check_inputs(e.checkpoints)
+    generated = list(e.checkpoints) if e.generate is None else e.generate
+    check_inputs(e.checkpoints, generated)
     problems = read_table(PROBLEMS, schemas.Problems)
     test = ev.select_test(problems, e.max_problems_per_family, seed)
     prompts = load_prompts(annotate.prompts_dir)
@@ -162,8 +167,13 @@ def evaluate_flow() -> None:
         predictions, options, metrics = [], [], {
             "profile": params.base.profile, "max_new_tokens": e.max_new_tokens,
             "answer_tag": tag, "problems": test["family"].value_counts().sort_index().to_dict(),
-            "loglik_mode": e.loglik_mode, "checkpoints": {}}
+            "loglik_mode": e.loglik_mode, "checkpoints": {},
+            "not_generated": [c for c in e.checkpoints if c not in generated]}
         for name, folder in e.checkpoints.items():
+            if name not in generated:  # direct log-likelihood only
+                options.append(task(loglik_checkpoint, name=f"loglik-{name}", cache_policy=NO_CACHE)(
+                    name, folder, test, {"direct": direct_chats}, None, labels, tag))
+                continue
             scored = task(evaluate_checkpoint, name=f"evaluate-{name}", cache_policy=NO_CACHE)(
                 name, folder, test, chats, params)
             scored_options = task(loglik_checkpoint, name=f"loglik-{name}", cache_policy=NO_CACHE)(

@@ -13,19 +13,23 @@ from tests.conftest import PROJECT
 from tests.evaluate_fixtures import problems
 
 
-@pytest.mark.slow
-def test_evaluate_flow_table_predictions_registry_and_promote(mlflow_uri, tiny_base, tmp_path):
+def _project(tmp_path, tiny_base, **smoke) -> None:
     raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params = {"base": {"seed": 0, "profile": "smoke"}, "evaluate": raw["evaluate"],
               "registry": raw["registry"], "generation": {"engine": "transformers"}}
     params["evaluate"]["checkpoints"] = {"base": "models/base", "sft": "models/sft"}
-    params["evaluate"]["profiles"]["smoke"].update(max_problems_per_family=4, max_new_tokens=12)
+    params["evaluate"]["profiles"]["smoke"].update(max_problems_per_family=4, max_new_tokens=12, **smoke)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     for name in ("base", "sft"):
         shutil.copytree(tiny_base[0], tmp_path / "models" / name)
     write_table(problems(), tmp_path / "data/problems/problems.parquet", schemas.Problems)
     (tmp_path / "reports/problems").mkdir(parents=True)
     (tmp_path / "reports/problems/baselines.json").write_text(json.dumps({"families": {}}))
+
+
+@pytest.mark.slow
+def test_evaluate_flow_table_predictions_registry_and_promote(mlflow_uri, tiny_base, tmp_path):
+    _project(tmp_path, tiny_base)
 
     from flows.evaluate import evaluate_flow
     from flows.promote import promote_flow
@@ -79,3 +83,35 @@ def test_evaluate_flow_table_predictions_registry_and_promote(mlflow_uri, tiny_b
     assert first.champion is None
     again = promote_flow()
     assert not again.promoted and again.reason == first.reason
+
+
+@pytest.mark.slow
+def test_checkpoints_left_out_of_generate_get_direct_loglik_only(mlflow_uri, tiny_base, tmp_path):
+    _project(tmp_path, tiny_base, generate=["sft"], register_model=False)
+
+    from flows.evaluate import evaluate_flow
+
+    evaluate_flow()
+
+    metrics = json.loads((tmp_path / "reports/evaluate/metrics.json").read_text())
+    assert metrics["not_generated"] == ["base"] and list(metrics["checkpoints"]) == ["sft"]
+    assert list(metrics["loglik_modes"]["direct"]["loglik"]) == ["base", "sft"]
+    assert list(metrics["loglik_modes"]["reasoned"]["loglik"]) == ["sft"]
+    assert list(metrics["paired"]) == ["sft - base"] and not metrics["loglik_modes"]["reasoned"]["paired"]
+    predictions = pd.read_parquet(tmp_path / "data/evaluate/predictions.parquet")
+    assert set(predictions["checkpoint"]) == {"sft"}
+    scored = pd.read_parquet(tmp_path / "data/evaluate/loglik.parquet")
+    assert set(scored.loc[scored["checkpoint"] == "base", "mode"]) == {"direct"}
+    assert "Not generated (`evaluate.generate`; log-likelihood above only): base." in (
+        tmp_path / "reports/evaluate/table.md").read_text()
+
+
+def test_generate_naming_an_unknown_checkpoint_is_one_clear_error(tiny_base, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _project(tmp_path, tiny_base, generate=["grpo"])
+
+    from flows.evaluate import evaluate_flow
+    from tasks.common.errors import InputError
+
+    with pytest.raises(InputError, match=r"evaluate.generate.*\['grpo'\] not in evaluate.checkpoints"):
+        evaluate_flow.fn()

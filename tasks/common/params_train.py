@@ -102,6 +102,11 @@ class Evaluate(Section):
         "direct", description="The headline (and registry gate) log-likelihood mode: options scored right "
                               "after the prompt (answer-only system prompt), or after the checkpoint's own "
                               "reasoning; both are reported.")
+    generate: list[str] | None = Field(
+        None, min_length=1, description="Checkpoints whose greedy completions are generated and scored (generation "
+                          "accuracy, format, answer length, reasoned log-likelihood); null: all. The "
+                          "others are scored by direct log-likelihood only (a checkpoint never trained on "
+                          "chats writes to the token limit: most of the stage's time, for zeros).")
     register_model: bool = Field(True, description="Log the final checkpoint to the MLflow registry "
                            "(registry section) with the challenger alias.")
 

@@ -73,8 +73,11 @@ def report_markdown(metrics: dict, loglik_section: str = "") -> str:
              "n": metrics["problems"]}
     out = ["# Evaluation", "", f"Profile `{metrics['profile']}`; greedy decoding, at most "
            f"{metrics['max_new_tokens']} new tokens; answers read from the `<{metrics['answer_tag']}>` tag.",
-           "", loglik_section, "## Generation accuracy per family (test split, capped)", "",
-           markdown_table(families + ["mean over families"], acc, extra, "family")]
+           "", loglik_section, "## Generation accuracy per family (test split, capped)", ""]
+    if metrics.get("not_generated"):
+        out += [f"Not generated (`evaluate.generate`; log-likelihood above only): "
+                f"{', '.join(metrics['not_generated'])}.", ""]
+    out += [markdown_table(families + ["mean over families"], acc, extra, "family")]
     perturb = [f for f in PERTURB if f in families]
     if perturb:
         auroc = {c: {f: m["perturbqa"].get(f, {}).get("auroc") for f in perturb} for c, m in ckpts.items()}

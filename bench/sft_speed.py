@@ -1,0 +1,67 @@
+"""SFT step speed: TRL's own SFTTrainer against the stage's ``sft_trainer`` (the model's own loss),
+side by side in one run on the same model, chats and steps.
+
+    PYTHONPATH=$PWD python bench/sft_speed.py [--model models/pretrain] [--steps 20] [--rounds 2]
+
+Each round trains both from the same start for ``--steps`` steps of the default profile's answer
+phase (``sft.answer``: ``data/annotate/sft_direct.parquet``, ``sft.batch_size``) and prints tokens per
+second of each, the ratio, and both training losses (they must agree: the same loss, computed two
+ways). Rounds alternate the order, so a noisy machine does not favour one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+
+
+def run(make, model_dir: str, steps: int) -> dict:
+    from tasks.common.params import load_params
+    from tasks.lm.modeling import load_model, load_tokenizer
+    from tasks.train import sft
+
+    p = load_params(require=("sft",)).sft
+    phase = (p.answer or p.cold_start).model_copy(update={"epochs": 1, "max_steps": steps})
+    tokenizer = load_tokenizer(model_dir)
+    rows, _ = sft.phase_rows(p, phase, tokenizer, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = sft.sft_config(p, phase, Path(tmp) / "checkpoints", seed=0, gpus=0)
+        args.save_strategy, args.disable_tqdm = "no", True
+        trainer = make(model=load_model(model_dir, tokenizer), args=args, train_dataset=sft.chats(rows),
+                       processing_class=tokenizer)
+        used = trainer.train_dataset.select(range(min(len(trainer.train_dataset), steps * p.batch_size)))
+        tokens = sum(len(r["input_ids"]) for r in used)
+        start = time.perf_counter()
+        result = trainer.train()
+        seconds = time.perf_counter() - start
+    return {"tokens_per_s": round(tokens / seconds), "seconds": round(seconds, 1),
+            "train_loss": round(result.training_loss, 5)}
+
+
+def main() -> None:
+    from trl import SFTTrainer
+
+    from tasks.train.sft import sft_trainer
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models/pretrain")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    a = parser.parse_args()
+    makers = {"trl_sfttrainer": SFTTrainer, "sft_trainer": sft_trainer}
+    results: dict[str, list[dict]] = {name: [] for name in makers}
+    for r in range(a.rounds):
+        for name in (list(makers) if r % 2 == 0 else list(makers)[::-1]):
+            results[name].append(run(makers[name], a.model, a.steps))
+            print(name, results[name][-1], flush=True)
+    speed = {name: sum(x["tokens_per_s"] for x in rs) / len(rs) for name, rs in results.items()}
+    print(json.dumps({"tokens_per_s": speed, "ratio": round(speed["sft_trainer"] / speed["trl_sfttrainer"], 2),
+                      "losses_agree": all(abs(x["train_loss"] - y["train_loss"]) < 1e-4 * abs(y["train_loss"])
+                                          for x, y in zip(results["sft_trainer"], results["trl_sfttrainer"]))}))
+
+
+if __name__ == "__main__":
+    main()
