@@ -54,8 +54,8 @@ def test_assistant_only_mask_trains_the_reply_not_the_prompt(tiny_base, tmp_path
     assert trained.endswith("</answer><|im_end|>")  # the model learns to stop
 
 
-def test_sft_trainer_loss_equals_trls_own(tiny_base, tmp_path):
-    """sft_trainer swaps TRL's fused LM-head loss for the model's own: the same number."""
+def test_sft_trainer_losses(tiny_base, tmp_path):
+    """token: TRL's own loss, computed from the logits; chat: each chat's mean, then the mean."""
     import torch
     from trl import SFTTrainer
 
@@ -68,12 +68,19 @@ def test_sft_trainer_loss_equals_trls_own(tiny_base, tmp_path):
     model = load_model(tiny_base[0], tokenizer)
     kwargs = dict(model=model, processing_class=tokenizer, train_dataset=chats(pd.read_parquet(p.cold_start.data[0])),
                   args=sft_config(p, p.cold_start, tmp_path / "x" / "checkpoints", 0, gpus=0))
-    ours, trls = sft_trainer(**kwargs), SFTTrainer(**kwargs)
-    batch = next(iter(ours.get_train_dataloader()))
+    token, chat, trls = sft_trainer("token", **kwargs), sft_trainer("chat", **kwargs), SFTTrainer(**kwargs)
+    batch = next(iter(token.get_train_dataloader()))
     with torch.no_grad():
-        a = ours.compute_loss(model, dict(batch))
-        b = trls.compute_loss(model, dict(batch))
-    assert 1.0 < float(a) and abs(float(a) - float(b)) < 1e-4 * float(b)
+        a, b = float(token.compute_loss(model, dict(batch))), float(trls.compute_loss(model, dict(batch)))
+        c = float(chat.compute_loss(model, dict(batch)))
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert 1.0 < a and abs(a - b) < 1e-4 * b
+    labels = batch["labels"]
+    assert (labels != -100).sum(1).unique().numel() > 1  # replies of different lengths: the two differ
+    per_chat = [torch.nn.functional.cross_entropy(logits[i, :-1][labels[i, 1:] != -100],
+                                                  labels[i, 1:][labels[i, 1:] != -100]) for i in range(len(labels))]
+    assert abs(c - float(torch.stack(per_chat).mean())) < 1e-4 * c
+    assert not chat.model_accepts_loss_kwargs  # the Trainer divides by the accumulation steps
 
 
 @pytest.mark.slow

@@ -79,6 +79,11 @@ class Sft(Section):
     max_length: int = Field(1536, gt=16, description="Tokens per chat, sized from the data (p99 of the chats); a longer chat is never cut (its answer is at the end): see on_overlength.")
     on_overlength: Literal["drop", "error"] = Field("drop", description="A chat over max_length: dropped and counted per family, or the stage stops.")
     chats_per_family: int | None = Field(None, gt=0, description="Chats each family contributes per epoch (subsampled afresh each epoch, or repeated; seeded), so no family's answer words dominate; null: every chat once per epoch.")
+    loss_average: Literal["chat", "token"] = Field(
+        "chat", description="chat: each chat's mean token loss, averaged over chats, so every problem "
+                            "weighs the same; token: the mean over all trained tokens of the batch (TRL's "
+                            "default), where long answers dominate (a protein sequence answer is 100 "
+                            "tokens, a yes/no answer 4).")
     batch_size: int = Field(8, gt=0, description="Chats per device per step.")
     grad_accum: int = Field(1, gt=0, description="Gradient accumulation steps.")
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"

@@ -16,8 +16,9 @@ the answer-only chats, many short epochs) then ``cold_start`` (verified gold rea
   prompt tokens never trained.
 * Resume: each phase checkpoints into ``<work>/<phase>/checkpoints``; a rerun after a kill resumes
   from the newest complete checkpoint, and a phase whose model was saved is not trained again.
-* The loss is the model's own cross-entropy (:func:`sft_trainer`): TRL's default fused LM-head
-  kernel gives the same loss at half the speed on CPU (``bench/sft_speed.py``).
+* The loss (:func:`sft_trainer`): by default each chat's mean token loss, averaged over chats
+  (``sft.loss_average: chat``), so a 100-token protein answer does not outweigh a yes/no; computed
+  from the logits, not by TRL's fused LM-head kernel (half the speed on CPU, ``bench/sft_speed.py``).
 * LoRA (``sft.lora.enabled``): peft adapters, merged into the weights before saving.
 * MLflow: the loss curve of each phase goes live to the stage's run (``MLFLOW_RUN_ID``) as
   ``sft/<phase>/<metric>`` (``sft/cold_start/loss``), through
@@ -47,20 +48,53 @@ def phases(p: Sft) -> dict[str, SftPhase]:
     return {name: phase for name in PHASES if (phase := getattr(p, name)) is not None and phase.epochs}
 
 
-def sft_trainer(**kwargs: Any) -> Any:
-    """TRL's SFTTrainer with the model's own loss (``Trainer.compute_loss``: cross-entropy over the
-    labels TRL's collator masked to the assistant tokens). TRL's fused LM-head path computes the
-    same loss plus entropy and token-accuracy logs, at half the speed on CPU; those two logs are
-    not kept. (Built on call: the flow imports this module without loading TRL.)"""
+def chat_mean_loss(logits: Any, labels: Any) -> Any:
+    """Each chat's mean loss over its trained tokens (labels != -100), averaged over the chats that
+    have any: every chat weighs the same, however long its reply.
+
+    >>> import torch
+    >>> logits = torch.zeros(2, 4, 3)  # uniform over 3 tokens: every token's loss is log 3
+    >>> labels = torch.tensor([[-100, 1, 2, 0], [-100, -100, -100, 1]])
+    >>> round(float(chat_mean_loss(logits, labels)), 4) == round(float(torch.log(torch.tensor(3.0))), 4)
+    True
+    """
+    import torch
+
+    shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:]
+    mask = shift_labels != -100
+    per_token = torch.nn.functional.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.clamp(min=0).reshape(-1),
+        reduction="none").view_as(shift_labels) * mask
+    counts = mask.sum(dim=1)
+    has = counts > 0
+    return (per_token.sum(dim=1)[has] / counts[has]).mean() if has.any() else per_token.sum() * 0
+
+
+def sft_trainer(loss_average: str, **kwargs: Any) -> Any:
+    """TRL's SFTTrainer with the loss computed from the model's logits: ``chat`` (each chat's mean,
+    averaged over chats: :func:`chat_mean_loss`) or ``token`` (the model's own mean over the
+    batch's trained tokens, ``Trainer.compute_loss``: TRL's default loss). Either way TRL's fused
+    LM-head path is not used: on CPU it is half the speed, and its entropy and token-accuracy logs
+    are not kept. (Built on call: the flow imports this module without loading TRL.)"""
     from transformers import Trainer
     from trl import SFTTrainer
 
+    keep = ("input_ids", "attention_mask", "labels")
+
     class SftTrainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            inputs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "labels")}
-            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+            inputs = {k: v for k, v in inputs.items() if k in keep}
+            if loss_average == "token":
+                return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = chat_mean_loss(outputs.logits, labels)
+            return (loss, outputs) if return_outputs else loss
 
-    return SftTrainer(**kwargs)
+    trainer = SftTrainer(**kwargs)
+    # a per-batch mean: the Trainer divides it by the accumulation steps itself
+    trainer.model_accepts_loss_kwargs = loss_average == "token" and trainer.model_accepts_loss_kwargs
+    return trainer
 
 
 def chats(table: pd.DataFrame) -> Any:
@@ -153,7 +187,8 @@ def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, 
     data = chats(rows)
     checkpoint_dir = work / "checkpoints"
     args = sft_config(p, phase, checkpoint_dir, cfg["seed"], cfg["gpus"])
-    trainer = sft_trainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+    trainer = sft_trainer(p.loss_average, model=model, args=args, train_dataset=data,
+                          processing_class=tokenizer,
                          peft_config=lora_config(p), callbacks=[MlflowLog("sft", name)])
     mask = loss_mask_stats(trainer.train_dataset, len(data), tokenizer)
     last = last_complete_checkpoint(checkpoint_dir)
