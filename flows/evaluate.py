@@ -50,10 +50,26 @@ OUT = Path("data/evaluate")
 REPORTS = Path("reports/evaluate")
 
 
-def check_inputs(checkpoints: dict[str, str], generated: list[str]) -> None:
+def final_checkpoint(params) -> str | None:
+    """The checkpoint the registry receives (the first of ``registry.final_checkpoints`` that is
+    evaluated), or None when nothing is registered."""
+    e, r = params.evaluate, params.registry
+    if not e.register_model or r is None:
+        return None
+    final = next((c for c in r.final_checkpoints if c in e.checkpoints), None)
+    if final is None:
+        raise InputError("params.yaml", "registry.final_checkpoints",
+                         f"{r.final_checkpoints}: none is in evaluate.checkpoints {list(e.checkpoints)}")
+    return final
+
+
+def check_inputs(checkpoints: dict[str, str], generated: list[str], final: str | None) -> None:
     if unknown := [c for c in generated if c not in checkpoints]:
         raise InputError("params.yaml", "evaluate.generate", f"{unknown} not in evaluate.checkpoints "
                          f"{list(checkpoints)}")
+    if final is not None and final not in generated:  # its registry tags carry generation metrics
+        raise InputError("params.yaml", "evaluate.generate", f"{generated} lacks {final!r}, the "
+                         f"checkpoint the registry receives (registry.final_checkpoints)")
     for name, folder in checkpoints.items():
         if not any((Path(folder) / f).is_file() for f in ("config.json", "base_model.json")):
             raise InputError(folder, f"checkpoint {name!r}", "no model (config.json or base_model.json)")
@@ -125,12 +141,9 @@ def checkpoint_metrics(scored: pd.DataFrame, test: pd.DataFrame) -> dict:
 def register_final(params, metrics: dict, scored_options: pd.DataFrame) -> dict | None:
     """Register the final checkpoint as challenger, with its gate evidence (registry.gate_tags)."""
     e, r = params.evaluate, params.registry
-    if not e.register_model or r is None:
+    if (final := final_checkpoint(params)) is None:
         return None
-    final = next((c for c in r.final_checkpoints if c in e.checkpoints), None)
-    if final is None:
-        raise ValueError(f"registry.final_checkpoints {r.final_checkpoints}: none is in evaluate.checkpoints")
-    summary, headline = metrics["checkpoints"].get(final, {"families": {}}), metrics["loglik"][final]
+    summary, headline = metrics["checkpoints"][final], metrics["loglik"][final]
     families = [f for f, v in headline["families"].items() if v["scorable"]]
     majority = metrics["fitted_baselines"].get("majority", {})
     rows = scored_options[(scored_options["checkpoint"] == final) & (scored_options["mode"] == e.loglik_mode)]
@@ -156,7 +169,7 @@ def evaluate_flow() -> None:
     e, seed = params.evaluate, params.base.seed
     annotate, tag = params.annotate or Annotate(), Verifiers.answer_tag_of(params)
     generated = list(e.checkpoints) if e.generate is None else e.generate
-    check_inputs(e.checkpoints, generated)
+    check_inputs(e.checkpoints, generated, final_checkpoint(params))
     problems = read_table(PROBLEMS, schemas.Problems)
     test = ev.select_test(problems, e.max_problems_per_family, seed)
     prompts = load_prompts(annotate.prompts_dir)

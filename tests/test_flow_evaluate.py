@@ -115,3 +115,14 @@ def test_generate_naming_an_unknown_checkpoint_is_one_clear_error(tiny_base, tmp
 
     with pytest.raises(InputError, match=r"evaluate.generate.*\['grpo'\] not in evaluate.checkpoints"):
         evaluate_flow.fn()
+
+
+def test_generate_must_include_the_registered_checkpoint(tiny_base, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _project(tmp_path, tiny_base, generate=["base"])
+
+    from flows.evaluate import evaluate_flow
+    from tasks.common.errors import InputError
+
+    with pytest.raises(InputError, match=r"evaluate.generate: \['base'\] lacks 'sft', the checkpoint the registry"):
+        evaluate_flow.fn()

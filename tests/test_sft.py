@@ -83,6 +83,24 @@ def test_sft_trainer_losses(tiny_base, tmp_path):
     assert not chat.model_accepts_loss_kwargs  # the Trainer divides by the accumulation steps
 
 
+def test_batches_follow_the_seeded_stream(tiny_base, tmp_path):
+    """The trainer takes phase_rows' order as it is (families mixed), not regrouped by length."""
+    from tasks.lm.modeling import load_tokenizer
+    from tasks.train.sft import chats, sft_config, sft_trainer
+
+    cfg = _cfg(tiny_base[0], tmp_path)
+    p = Sft.model_validate(cfg["params"])
+    tokenizer = load_tokenizer(tiny_base[0])
+    trainer = sft_trainer("chat", model=load_model(tiny_base[0], tokenizer), processing_class=tokenizer,
+                          train_dataset=chats(pd.read_parquet(p.cold_start.data[0])),
+                          args=sft_config(p, p.cold_start, tmp_path / "x" / "checkpoints", 0, gpus=0))
+    for step, batch in zip(range(3), trainer.get_train_dataloader()):
+        rows = trainer.train_dataset[step * p.batch_size:(step + 1) * p.batch_size]["input_ids"]
+        got = [[int(t) for t, m in zip(ids, mask) if m] for ids, mask in
+               zip(batch["input_ids"], batch["attention_mask"])]
+        assert got == rows
+
+
 @pytest.mark.slow
 def test_killed_sft_resumes_from_its_checkpoint(tiny_base, tmp_path, monkeypatch):
     monkeypatch.chdir(PROJECT)

@@ -187,14 +187,17 @@ def marker_genes(reference_cells: str, label_key: str, per_type: int, test_fract
     split = assign_splits(list(strata), test_fraction, seed, strata)
     adata = adata[[split[f"cell:{c}"] == "train" for c in adata.obs_names]].copy()
     adata.obs[label_key] = adata.obs[label_key].astype("category")
+    # every gene ranked, then ties in score broken by gene name: scanpy orders equal scores
+    # (common with Wilcoxon on sparse counts) by a partial sort, so the lists differed run to run
     sc.tl.rank_genes_groups(adata, label_key, method="wilcoxon", use_raw=adata.raw is not None,
-                            n_genes=per_type)
-    result = adata.uns["rank_genes_groups"]
+                            n_genes=None)
+    ranked = sc.get.rank_genes_groups_df(adata, group=None)
     rows = []
-    for cell_type in result["names"].dtype.names:
-        for rank in range(per_type):
-            lfc = result["logfoldchanges"][cell_type][rank]
-            rows.append({"cell_type": cell_type, "gene": str(result["names"][cell_type][rank]),
-                         "rank": rank + 1, "score": float(result["scores"][cell_type][rank]),
+    for cell_type, genes in ranked.groupby("group", observed=True, sort=True):
+        top = genes.sort_values(["scores", "names"], ascending=[False, True], kind="stable").head(per_type)
+        for rank, gene in enumerate(top.itertuples(), start=1):
+            lfc = gene.logfoldchanges
+            rows.append({"cell_type": str(cell_type), "gene": str(gene.names), "rank": rank,
+                         "score": float(gene.scores),
                          "logfoldchange": float(lfc) if np.isfinite(lfc) else None})
     return pd.DataFrame(rows), pd.DataFrame({"cell_id": adata.obs_names.astype(str)})

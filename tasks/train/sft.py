@@ -8,7 +8,10 @@ the answer-only chats, many short epochs) then ``cold_start`` (verified gold rea
 
 * What is trained: :func:`phase_rows` (:mod:`tasks.train.sft_data`): ``epochs`` passes over the
   chats that fit ``max_length`` whole, balanced across families; chats that would be cut are
-  dropped and counted (or stop the stage), so no answer is ever truncated.
+  dropped and counted (or stop the stage), so no answer is ever truncated. Batches are taken in
+  that stream's seeded order, so each mixes families. (Grouping by length, which pads less, puts
+  one family in each batch, and the model then learnt each family's commonest answer whatever
+  the input: cell_type 0.26 on test against 0.40 with mixed batches, same steps.)
 
 * Loss on assistant tokens only: the ChatML template of ``tasks/lm/modeling.py`` wraps assistant
   content in ``{% generation %}``, and ``assistant_only_loss=True`` turns that into the label mask.
@@ -159,7 +162,9 @@ def sft_config(p: Sft, phase: SftPhase, checkpoint_dir: Path, seed: int, gpus: i
         bf16=p.precision == "bf16", fp16=p.precision == "fp16", use_cpu=gpus == 0,
         gradient_checkpointing=p.gradient_checkpointing, assistant_only_loss=True,
         max_length=None, packing=False,  # phase_rows dropped what would not fit: nothing is cut
-        train_sampling_strategy="group_by_length",  # little padding: chats span 80 to 1,400 tokens
+        # batches in phase_rows' seeded order, where families mix: length-grouped batches (one
+        # family each, since families differ in length) left the model at chance (README)
+        train_sampling_strategy="sequential",
         logging_steps=p.logging_steps,
         save_strategy="steps", save_steps=p.save_steps, save_total_limit=2,
         report_to="none", run_name=checkpoint_dir.parent.name,
