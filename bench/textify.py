@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tasks.common.params import Cells  # noqa: E402
-from tasks.textify.cells import CellCounts, cell_matrix, iter_cell_tables, open_cells, write_cell_sentences  # noqa: E402
+from tasks.textify.cells import CellCounts, iter_cell_tables, write_cell_sentences  # noqa: E402
+from tasks.textify.readers import cell_matrix, open_cells  # noqa: E402
 
 C2S_SCRIPT = """
 import json, sys, time, warnings
@@ -96,16 +97,26 @@ def as_adata(x: sp.csr_matrix):
     return anndata.AnnData(x, obs=obs, var=pd.DataFrame(index=[f"G{j}" for j in range(x.shape[1])]))
 
 
-def ours(x: sp.csr_matrix, top_k: int, chunk_size: int) -> tuple[float, float, list[str]]:
-    """The stage's own path on an in-memory matrix: QC, normalise, rank, Arrow strings."""
+def ours(x: sp.csr_matrix, top_k: int, chunk_size: int) -> tuple[float, float, list[str], dict]:
+    """The stage's own path on an in-memory matrix: QC, normalise, rank, Arrow strings, parquet."""
+    import pyarrow.parquet as pq
+
     cfg = Cells(source="bench", use_raw=False, top_k=top_k, chunk_size=chunk_size)
     cm = cell_matrix(as_adata(x), "bench", cfg)
     counts = CellCounts()
-    started, cpu = time.perf_counter(), time.process_time()
-    tables = list(iter_cell_tables(cm, cfg, seed=0, counts=counts))
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    first = tables[0].column("cell_sentence").to_pylist()
-    return seconds, cpu, first
+    first = None
+    with tempfile.TemporaryDirectory() as tmp:
+        started, cpu = time.perf_counter(), time.process_time()
+        writer = None
+        for table in iter_cell_tables(cm, cfg, seed=0, counts=counts):
+            clock = time.perf_counter()
+            writer = writer or pq.ParquetWriter(Path(tmp) / "cells.parquet", table.schema)
+            writer.write_table(table)
+            counts.seconds["write"] += time.perf_counter() - clock
+            first = first or table.column("cell_sentence").to_pylist()
+        writer.close()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return seconds, cpu, first, dict(counts.seconds)
 
 
 def run_c2s(python: str, x: sp.csr_matrix, top_k: int, workdir: Path) -> dict:
@@ -141,7 +152,12 @@ def write_backed(path: Path, n_cells: int, n_genes: int, nnz: int, block: int = 
     write_elem = getattr(anndata.io, "write_elem", None) or anndata.experimental.write_elem
     with h5py.File(path, "w") as f:
         f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
-        write_elem(f, "obs", pd.DataFrame(index=[f"cell{i}" for i in range(n_cells)]))
+        # obs shaped like an atlas download's: ids, a categorical label, per-cell text and numbers
+        ids = [f"cell{i}" for i in range(n_cells)]
+        write_elem(f, "obs", pd.DataFrame({
+            "cell_type": pd.Categorical.from_codes(np.arange(n_cells) % 30, [f"type{t}" for t in range(30)]),
+            "barcode": [f"{i:016d}-1" for i in range(n_cells)], "n_counts": np.arange(n_cells, dtype=float)},
+            index=ids))
         write_elem(f, "var", pd.DataFrame(index=[f"G{j}" for j in range(n_genes)]))
         g = f.create_group("X")
         g.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0",
@@ -174,14 +190,15 @@ def peak_rss_mb() -> float:
 def measure(path: str, out: str) -> dict:
     """In a fresh process: textify a backed file to parquet; its peak resident memory."""
     before = peak_rss_mb()
-    cfg = Cells(source=path, use_raw=False, top_k=200, chunk_size=20000)
+    cfg = Cells(source=path, use_raw=False, label_key="cell_type", top_k=200, chunk_size=20000)
     started = time.perf_counter()
     with open_cells(path, cfg) as cm:
         counts = write_cell_sentences(cm, out, cfg, seed=0)
     seconds = time.perf_counter() - started
     peak = peak_rss_mb()
     return {"cells": counts.cells_out, "seconds": round(seconds, 1), "cells_per_s": round(counts.cells_out / seconds),
-            "rss_after_imports_mb": round(before), "peak_rss_mb": round(peak)}
+            "rss_after_imports_mb": round(before), "peak_rss_mb": round(peak),
+            "phases": {k: round(v, 1) for k, v in counts.seconds.items()}}
 
 
 def main() -> None:
@@ -211,11 +228,13 @@ def main() -> None:
     x.has_canonical_format  # computed once here, as a loaded file's matrix would have it
     print(f"matrix: {args.cells:,} cells x {args.genes:,} genes, {x.nnz / args.cells:,.0f} expressed genes "
           f"per cell, top-k {args.top_k}")
-    seconds, cpu, first_chunk = ours(x, args.top_k, chunk_size=20000)
+    seconds, cpu, first_chunk, phases = ours(x, args.top_k, chunk_size=20000)
     rate = args.cells / seconds
     print(f"omicsforge textify: {args.cells:,} cells in {seconds:.2f} s = {rate:,.0f} cells/s; "
           f"{args.cells / cpu:,.0f} cells per CPU-second "
-          f"(QC + normalize_total/log1p + top-k + sentences, chunks of 20,000)")
+          f"(QC + normalize_total/log1p + top-k + sentences + parquet, chunks of 20,000)")
+    print("  phases: " + ", ".join(f"{k} {v:.2f} s ({v / seconds:.0%})" for k, v in
+                                   sorted(phases.items(), key=lambda kv: -kv[1])))
     if args.c2s_python:
         with tempfile.TemporaryDirectory() as tmp:
             sub = x[:args.c2s_cells]
@@ -232,6 +251,7 @@ def main() -> None:
         print(f"gene order vs cell2sentence on {total:,} cells: identical {same:,}, "
               f"equal apart from ties {tie_same:,} of {total:,}")
 
+    peaks = {}
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         for n_cells in args.mem_cells:
             path = Path(tmp) / f"cells_{n_cells}.h5ad"
@@ -244,8 +264,14 @@ def main() -> None:
                                    check=True, capture_output=True, text=True)
             result = json.loads(child.stdout.strip().splitlines()[-1])
             print(f"  -> parquet: {result['cells']:,} cells in {result['seconds']} s ({result['cells_per_s']:,} cells/s), "
-                  f"peak RSS {result['peak_rss_mb']:,} MiB (after imports {result['rss_after_imports_mb']:,} MiB)")
+                  f"peak RSS {result['peak_rss_mb']:,} MiB (after imports {result['rss_after_imports_mb']:,} MiB); "
+                  f"phases (s): {result['phases']}")
+            peaks[n_cells] = result["peak_rss_mb"]
             path.unlink()
+    if len(peaks) > 1:
+        (small, low), (large, high) = min(peaks.items()), max(peaks.items())
+        print(f"peak memory at {large:,} cells / at {small:,} cells: {high / low:.2f}x "
+              f"({large / small:.0f}x the cells; label column read, other obs columns not)")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 

@@ -26,7 +26,8 @@ def _bad_input(err: Exception) -> typer.Exit:
 
     if isinstance(err, ValidationError):
         first = err.errors()[0]
-        err = f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}"
+        msg = first["msg"].removeprefix("Value error, ")
+        err = f"--{str(first['loc'][0]).replace('_', '-')}: {msg}" if first["loc"] else msg
     typer.echo(f"error: {err}", err=True)
     return typer.Exit(2)
 
@@ -41,11 +42,20 @@ def _default(model, name: str):
 
 @textify_app.command("cells")
 def textify_cells(
-    source: str = typer.Argument(..., help="AnnData .h5ad (read backed, in chunks) or scanpy:<dataset>."),
+    source: str = typer.Argument(..., help="AnnData .h5ad (read backed, in chunks), 10x .h5 or matrix.mtx "
+                                 "folder, or scanpy:<dataset>."),
     out: Path = typer.Argument(..., help="Parquet file to write (replaced only when all is done)."),
     top_k: int = typer.Option(_default(Cells, "top_k"), help="Genes per sentence, highest normalised expression first."),
     separator: str = typer.Option(_default(Cells, "separator"), help="Text between gene names."),
-    raw: bool = typer.Option(True, "--raw/--no-raw", help="Rank genes from adata.raw (default) or adata.X."),
+    raw: Optional[bool] = typer.Option(None, "--raw/--no-raw", help="Rank genes from adata.raw (the "
+                                       "default without --layer) or adata.X."),
+    layer: Optional[str] = typer.Option(None, help="Rank genes from adata.layers[LAYER] (scverse keeps "
+                                        "counts in layers['counts'])."),
+    gene_symbols: Optional[str] = typer.Option(None, help="var column with the gene names to write "
+                                               "(CELLxGENE: feature_name); default var_names."),
+    expect_counts: Optional[bool] = typer.Option(None, "--expect-counts/--no-expect-counts", help="Stop at "
+                                                 "a value that is not a count (default for files) or "
+                                                 "rank the values as they are."),
     label_key: Optional[str] = typer.Option(None, help="obs column written as each cell's label."),
     obs_key: list[str] = typer.Option([], help="obs column carried as obs_<key> (repeatable)."),
     chunk_size: int = typer.Option(_default(Cells, "chunk_size"), help="Cells read and processed at a time (bounds memory)."),
@@ -61,13 +71,17 @@ def textify_cells(
 ) -> None:
     """Cells to cell sentences: QC, rank genes, top-k gene names in <cell>...</cell>.
 
-    Bad input (NaN or negative values, duplicate genes, a transposed matrix, no raw) stops
+    Bad input (NaN or negative values, values that are not counts, duplicate genes, a transposed
+    matrix, no raw, a missing layer or column, Ensembl ids where a column of symbols exists) stops
     with one line naming the file, the cell and the problem, and exit code 2; OUT is kept.
     """
-    from tasks.textify.cells import open_cells, write_cell_sentences
+    from tasks.textify.cells import write_cell_sentences
+    from tasks.textify.readers import open_cells
 
     try:
-        cfg = Cells(source=source, use_raw=raw, label_key=label_key, obs_keys=obs_key, top_k=top_k,
+        cfg = Cells(source=source, use_raw=layer is None if raw is None else raw, layer=layer,
+                    gene_symbols=gene_symbols, expect_counts=expect_counts, label_key=label_key,
+                    obs_keys=obs_key, top_k=top_k,
                     separator=separator, min_genes=min_genes, min_counts=min_counts,
                     max_mito_fraction=max_mito_fraction, target_sum=target_sum,
                     top_values=top_values, chunk_size=chunk_size, on_bad_record="drop" if drop_bad else "error")

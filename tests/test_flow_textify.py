@@ -13,7 +13,7 @@ import yaml
 from tasks.common.errors import run_stage
 
 
-def _params(tmp_path, protein_source: str) -> None:
+def _params(tmp_path, protein_source: str, **cells) -> None:
     rng = np.random.default_rng(0)
     x = sp.random(30, 25, density=0.5, format="csr", random_state=rng,
                   data_rvs=lambda k: rng.integers(1, 9, k)).astype(np.float32)
@@ -25,7 +25,7 @@ def _params(tmp_path, protein_source: str) -> None:
         "base": {"seed": 0, "profile": "default"},
         "textify": {
             "cells": {"source": "cells.h5ad", "label_key": "kind", "obs_keys": ["kind"], "top_k": 10,
-                      "chunk_size": 8, "min_genes": 5},
+                      "chunk_size": 8, "min_genes": 5, **cells},
             "dna": {"sources": ["pyhmmer:tests/data/seqs/bmyD.fna"], "window": 100, "stride": 100},
             "proteins": {"sources": [protein_source]},
         },
@@ -60,3 +60,43 @@ def test_flow_writes_outputs_and_a_failed_run_keeps_them(tmp_path, monkeypatch):
         run_stage(textify)
     assert exit_.value.code == 2
     assert {p.name: p.read_bytes() for p in (tmp_path / "data/textify").iterdir()} == before
+
+
+@pytest.mark.slow
+def test_flow_reads_a_cellxgene_file_with_params_only(tmp_path, monkeypatch):
+    """What `dvc repro textify` runs, set up in params.yaml alone: the counts layer, the symbols."""
+    from tests.test_readers import SYMBOLS, cellxgene, counts
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    from flows.textify import textify
+
+    cellxgene(tmp_path / "cxg.h5ad", counts())
+    _params(tmp_path, "pyhmmer:tests/data/seqs/LuxC.faa", source="cxg.h5ad", use_raw=False, layer="counts",
+            gene_symbols="feature_name", label_key="cell_type", obs_keys=["donor"], min_genes=1)
+    metrics = textify()
+    cells = pd.read_parquet("data/textify/cells.parquet")
+    assert metrics["cells"]["cells_out"] == len(cells) == 24
+    genes = set(", ".join(cells["cell_sentence"].str.slice(6, -7)).split(", "))
+    assert genes <= set(SYMBOLS) and cells["obs_donor"].notna().all()
+
+
+@pytest.mark.slow
+def test_dask_runner_writes_the_same_file_as_the_local_run(tmp_path, monkeypatch):
+    """textify.runner: dask on a local cluster of 2 worker processes, one task per chunk."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    from flows.textify import textify
+
+    _params(tmp_path, "pyhmmer:tests/data/seqs/LuxC.faa")
+    local = textify()
+    before = (tmp_path / "data/textify/cells.parquet").read_bytes()
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["textify"].update(runner="dask", dask_workers=2)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    distributed = textify()
+    assert (tmp_path / "data/textify/cells.parquet").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "data/textify").iterdir()) == [
+        "cells.parquet", "dna.parquet", "proteins.parquet"]
+    for key in ("cells_in", "cells_out", "dropped", "genes_per_sentence", "text_chars"):
+        assert distributed["cells"][key] == local["cells"][key], key

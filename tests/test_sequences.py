@@ -107,3 +107,47 @@ def test_cli_dna_and_proteins(tmp_path):
     assert res.exit_code == 0  # U (selenocysteine) is an amino acid
     res = runner.invoke(app, ["textify", "proteins", str(tmp_path / "none.faa"), str(tmp_path / "p.parquet")])
     assert res.exit_code == 2 and res.stderr.startswith("error: ") and "not found" in res.stderr
+
+
+@pytest.mark.parametrize("name,text,problem", [
+    ("empty.fna", "", r"empty\.fna: file: empty: no FASTA record"),
+    ("blank.fa", "\n  \n\n", r"blank\.fa: file: empty: no FASTA record"),
+    ("empty.gbk", "", r"empty\.gbk: file: empty: no GenBank record"),
+    ("notes.fna", "\nsample sheet, run 3\nACGT\n", r"notes\.fna: line 2: not FASTA: a record starts with '>'"),
+    ("reads.gbk", ">r1\nACGT\n", r"reads\.gbk: line 1: not GenBank: a record starts with 'LOCUS'"),
+])
+def test_empty_and_foreign_files_are_refused_in_one_line(tmp_path, name, text, problem):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(InputError, match=problem) as err:
+        dna_windows([str(tmp_path / name)], dna_cfg(on_bad_record="drop"))
+    assert "\n" not in str(err.value)
+
+
+def test_cli_refuses_an_empty_fasta_and_keeps_the_earlier_output(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "d.parquet"
+    good = fasta(tmp_path / "a.fna", [("r1", "ACGT" * 30)])
+    assert runner.invoke(app, ["textify", "dna", good, str(out)]).exit_code == 0
+    before = out.read_bytes()
+    for text in ("", "not a sequence file\nat all\n" * 7):
+        (tmp_path / "b.fna").write_text(text)
+        res = runner.invoke(app, ["textify", "dna", str(tmp_path / "b.fna"), str(out)])
+        assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert out.read_bytes() == before
+
+
+def test_soft_masked_multiline_crlf_and_gzipped_dna_are_accepted(tmp_path):
+    text = ">r1 chr1 soft-masked\r\nacgtacgtAC\r\nGTacgtNNNN\r\n\r\n>r2\r\nGGGGCCCCAT\r\n"
+    (tmp_path / "crlf.fa").write_bytes(text.encode())
+    with gzip.open(tmp_path / "crlf.fa.gz", "wb") as fh:
+        fh.write(text.encode())
+    for name in ("crlf.fa", "crlf.fa.gz"):
+        df, counts = dna_windows([str(tmp_path / name)], dna_cfg())
+        assert df["sequence"].tolist() == ["ACGTACGTAC", "GTACGTNNNN", "GGGGCCCCAT"], name
+        assert counts.records_out == 2 and not sum(counts.dropped.values())
+
+
+def test_proteins_lowercase_with_stop_and_crlf_are_accepted(tmp_path):
+    (tmp_path / "p.faa").write_bytes(b">p1\r\nmkvla\r\nqw*\r\n>p2\r\nMKV\r\n")
+    df, counts = protein_texts([str(tmp_path / "p.faa")], Proteins(sources=[]))
+    assert df["sequence"].tolist() == ["MKVLAQW", "MKV"] and counts.records_out == 2

@@ -13,7 +13,8 @@ from tasks.cli import app
 from tasks.common.errors import InputError
 from tasks.common.params import Cells
 from tasks.textify.ranking import STATUS_NAMES, rank_cells, sentences, tie_ranks
-from tasks.textify.cells import looks_transposed, open_cells, write_cell_sentences
+from tasks.textify.cells import write_cell_sentences
+from tasks.textify.readers import looks_transposed, open_cells
 
 
 def counts_matrix(n_cells: int, n_genes: int, density: float, seed: int) -> sp.csr_matrix:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
@@ -35,8 +35,18 @@ BadRecord = Literal["error", "drop"]
 
 
 class Cells(Section):
-    source: str = Field(description="An .h5ad path (read backed) or scanpy:<dataset>.")
+    source: str = Field(description="An .h5ad path (read backed), a 10x Genomics .h5 file or "
+                                    "matrix.mtx folder, or scanpy:<dataset>.")
     use_raw: bool = Field(True, description="Rank genes from adata.raw rather than adata.X.")
+    layer: str | None = Field(None, description="Rank genes from adata.layers[NAME] (scverse keeps "
+                              "counts in layers['counts']); needs use_raw: false.")
+    gene_symbols: str | None = Field(None, description="var column holding the names written into "
+                                     "sentences (CELLxGENE: feature_name); unset: var_names.")
+    expect_counts: bool | None = Field(None, description="Check that the matrix holds counts (whole "
+                                       "numbers), as normalize_total expects, and stop at the first "
+                                       "value that is not, naming the layers. Unset: checked for files, "
+                                       "not for scanpy:<dataset> (the shipped ones are log-normalised); "
+                                       "false ranks the values as they are.")
     label_key: str | None = Field(None, description="obs column carried as the cell's label.")
     obs_keys: list[str] = Field(default_factory=list, description="obs columns carried along.")
     top_k: int = Field(200, gt=0, description="Genes per cell sentence, highest expression first.")
@@ -51,6 +61,12 @@ class Cells(Section):
     chunk_size: int = Field(20000, gt=0, description="Cells read per chunk from a backed file.")
     on_bad_record: BadRecord = Field("error", description="Cells with NaN/inf/negative values or "
                                      "no expressed gene: fail the stage, or drop them with a count.")
+
+    @model_validator(mode="after")
+    def _one_matrix(self) -> "Cells":
+        if self.layer is not None and self.use_raw:
+            raise ValueError(f"layer {self.layer!r} and use_raw: true name two matrices; set use_raw: false")
+        return self
 
 
 class Dna(Section):
@@ -76,6 +92,12 @@ class Textify(Section):
     cells: Cells
     dna: Dna
     proteins: Proteins
+    runner: Literal["local", "dask"] = Field("local", description="Where the cell chunks run: in the "
+                                             "flow's process, or as Prefect tasks on a Dask cluster "
+                                             "(prefect-dask), each worker writing its rows' part.")
+    dask_address: str | None = Field(None, description="Scheduler of a running Dask cluster "
+                                     "(tcp://host:8786); unset: a local cluster of dask_workers.")
+    dask_workers: int = Field(2, gt=0, description="Processes of the local Dask cluster.")
 
 
 class Variant(Section):

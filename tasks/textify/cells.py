@@ -4,18 +4,16 @@ The matrix is read in row chunks (a backed ``.h5ad`` never loads whole), every p
 in numba kernels over CSR arrays, and sentences are assembled by Arrow from an index matrix, so no
 Python object is made per cell on the hot path.
 
-The kernels live in :mod:`tasks.textify.ranking`; this module reads AnnData, applies the params and
-writes parquet.
+The kernels live in :mod:`tasks.textify.ranking` and the readers (formats, layers, gene symbols)
+in :mod:`tasks.textify.readers`; this module applies the params chunk by chunk and writes parquet.
 """
 from __future__ import annotations
 
-import re
+import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,133 +28,7 @@ from tasks.common.errors import InputError
 from tasks.common.params import Cells
 from tasks.common.schemas import CellSentences
 from tasks.common.storage import atomic_path
-
-TRANSPOSE_HINT = "looks transposed (cells as variables); store cells as rows (adata = adata.T)"
-_BARCODE = re.compile(r"[ACGT]{10,}")
-_GENE_ID = re.compile(r"^ENS[A-Z]*G\d{6,}")
-_HOUSEKEEPING = frozenset({"ACTB", "GAPDH", "B2M", "MALAT1", "RPL13A", "TMSB4X", "EEF1A1", "FTL"})
-
-
-def looks_transposed(obs_names: Any, var_names: Any, sample: int = 1000) -> str | None:
-    """Why a matrix seems to hold genes as rows, or None.
-
-    Heuristic (a file with cells as columns is the common mistake): most variable names look like
-    cell barcodes (a run of 10+ A/C/G/T), or most observation names are Ensembl gene ids, or
-    several ubiquitous genes (ACTB, GAPDH, B2M, ...) are observations while none is a variable.
-
-    >>> looks_transposed(["CD3E", "ACTB", "GAPDH"], ["AAACCTGAGAAACCAT-1", "AAACCTGAGAAACCGC-1"])
-    'variable names look like cell barcodes (2 of 2)'
-    >>> looks_transposed(["AAACCTGAGAAACCAT-1"], ["CD3E", "ACTB"]) is None
-    True
-    """
-    obs, var = [str(s) for s in obs_names[:sample]], [str(s) for s in var_names[:sample]]
-    barcodes = sum(bool(_BARCODE.search(v)) for v in var)
-    if var and barcodes > len(var) / 2:
-        return f"variable names look like cell barcodes ({barcodes} of {len(var)})"
-    gene_ids = sum(bool(_GENE_ID.match(o)) for o in obs)
-    if obs and gene_ids > len(obs) / 2:
-        return f"observation names look like Ensembl gene ids ({gene_ids} of {len(obs)})"
-    if len(_HOUSEKEEPING.intersection(obs)) >= 2 and not _HOUSEKEEPING.intersection(var):
-        return f"observation names include genes {sorted(_HOUSEKEEPING.intersection(obs))[:3]}"
-    return None
-
-
-# --- reading an AnnData in chunks ---------------------------------------------------------------
-
-@dataclass
-class CellMatrix:
-    """Cells as rows of a (possibly backed) matrix, plus the obs metadata that is carried."""
-
-    file: str
-    where: str  # "raw.X" or "X", for messages
-    matrix: Any  # scipy CSR, a backed CSR dataset, or a dense array/dataset
-    obs_names: pd.Index
-    gene_names: np.ndarray
-    obs: pd.DataFrame = field(repr=False)
-
-    @property
-    def n_cells(self) -> int:
-        return len(self.obs_names)
-
-    def rows(self, start: int, stop: int) -> sp.csr_matrix:
-        if isinstance(self.matrix, (sp.csr_matrix, sp.csr_array)) and self.matrix.has_canonical_format:
-            # in memory: copy only the values (normalised in place), share indices with the matrix
-            m = self.matrix
-            lo, hi = m.indptr[start], m.indptr[stop]
-            return sp.csr_matrix((m.data[lo:hi].astype(np.float32, copy=True), m.indices[lo:hi],
-                                  m.indptr[start:stop + 1] - lo), shape=(stop - start, m.shape[1]))
-        block = self.matrix[start:stop]
-        block = block if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
-        block = sp.csr_matrix(block)
-        # float32 (the precision of nearly every .h5ad) halves the chunk and lets the ranking key
-        # hold value and tie rank in one integer; normalisation writes into this copy.
-        shared = sp.issparse(self.matrix) and np.may_share_memory(block.data, self.matrix.data)
-        if block.data.dtype != np.float32 or shared:
-            block.data = block.data.astype(np.float32)
-        block.sum_duplicates()  # a gene stored twice in a row would rank twice
-        return block
-
-
-def _load(source: str, backed: bool):
-    import anndata
-
-    if source.startswith("scanpy:"):
-        import scanpy as sc
-
-        name = source.split(":", 1)[1]
-        loader = getattr(sc.datasets, name, None)
-        if not callable(loader):
-            raise InputError(source, "source", f"scanpy.datasets has no dataset {name!r}")
-        return loader()
-    path = Path(source)
-    if not path.exists():
-        raise InputError(path, "file", "not found")
-    try:
-        return anndata.read_h5ad(path, backed="r" if backed else None)
-    except (OSError, KeyError, ValueError) as err:
-        raise InputError(path, "file", f"not a readable .h5ad ({err})") from None
-
-
-@contextmanager
-def open_cells(source: str, cfg: Cells, backed: bool = True) -> Iterator[CellMatrix]:
-    """Open ``source`` (``.h5ad`` read backed, or ``scanpy:<dataset>``) and check it as a whole."""
-    adata = _load(source, backed)
-    try:
-        yield cell_matrix(adata, source, cfg)
-    finally:
-        if getattr(adata, "isbacked", False):
-            adata.file.close()
-
-
-def cell_matrix(adata, file: str, cfg: Cells) -> CellMatrix:
-    """Check an AnnData as a whole (raw, genes, orientation, obs keys) and view it as cells."""
-    if cfg.use_raw and adata.raw is None:
-        raise InputError(file, "raw", "missing: use_raw is set but the file has no raw (use --no-raw)")
-    where = "raw.X" if cfg.use_raw else "X"
-    matrix = adata.raw.X if cfg.use_raw else adata.X
-    genes = adata.raw.var_names if cfg.use_raw else adata.var_names
-    if matrix is None:
-        raise InputError(file, where, "missing: the file has no expression matrix")
-    if getattr(matrix, "format", None) == "csc" and getattr(adata, "isbacked", False):
-        raise InputError(file, where, "stored column-wise (CSC): row chunks would read it whole; "
-                                      "rewrite it as CSR")
-    if sp.issparse(matrix) and matrix.format != "csr":
-        matrix = matrix.tocsr()
-    reason = looks_transposed(adata.obs_names, genes)
-    if reason:
-        raise InputError(file, where, f"{TRANSPOSE_HINT}: {reason}")
-    dup = genes[genes.duplicated()]
-    if len(dup):
-        raise InputError(file, f"gene {dup[0]!r}", f"duplicate gene name in {where} var_names "
-                                                   f"({len(dup)} duplicates)")
-    dup_cells = adata.obs_names[adata.obs_names.duplicated()]
-    if len(dup_cells):
-        raise InputError(file, f"cell {dup_cells[0]!r}", "duplicate cell id in obs_names")
-    for key in dict.fromkeys(([cfg.label_key] if cfg.label_key else []) + list(cfg.obs_keys)):
-        if key not in adata.obs.columns:
-            raise InputError(file, "obs", f"no column {key!r} (label_key/obs_keys)")
-    return CellMatrix(file, where, matrix, adata.obs_names, np.asarray(genes, dtype=object), adata.obs)
-
+from tasks.textify.readers import CellMatrix, open_cells
 
 # --- chunks to sentences ------------------------------------------------------------------------
 
@@ -169,11 +41,34 @@ class CellCounts:
     dropped: Counter = field(default_factory=Counter)
     genes_per_sentence: list = field(default_factory=list)  # one small array per chunk
     text_chars: list = field(default_factory=list)  # sentence lengths, one array per chunk
+    seconds: Counter = field(default_factory=Counter)  # wall time per phase: read, rank, strings, write
+
+
+def check_counts(x: sp.csr_matrix, start: int, cm: CellMatrix, cell_ids: pd.Index) -> None:
+    """Stop at the first value that is not a whole number: normalize_total expects counts, and a
+    normalised matrix would be normalised twice (its ``top_values`` and ``min_counts`` wrong)."""
+    frac = np.flatnonzero(np.isfinite(x.data) & (x.data != np.floor(x.data)))
+    if not frac.size:
+        return
+    p = int(frac[0])
+    i = int(np.searchsorted(x.indptr, p, side="right") - 1)
+    others = [name for name in cm.layers if f"[{name!r}]" not in cm.where]
+    raise InputError(cm.file, f"cell {cell_ids[i]!r} (row {start + i})",
+                     f"value {x.data[p]:g} at gene {cm.gene_names[x.indices[p]]!r} in {cm.where} is not a "
+                     f"count: the matrix looks normalised; name the counts with layer (--layer), "
+                     f"layers: {others or 'none'}; or set expect_counts: false (--no-expect-counts) "
+                     f"to rank these values as they are")
 
 
 def textify_chunk(x: sp.csr_matrix, start: int, cm: CellMatrix, cfg: Cells, tie_rank: np.ndarray,
                   gene_names: pa.Array, is_mito: np.ndarray, counts: CellCounts) -> pa.Table:
     """Cell sentences of rows ``start:start + x.shape[0]``; bad cells raise or are counted."""
+    clock = time.perf_counter()
+    obs = cm.obs_rows(start, start + x.shape[0])
+    if cm.counts_expected:
+        check_counts(x, start, cm, obs.index)
+    counts.seconds["read"] += time.perf_counter() - clock
+    clock = time.perf_counter()
     r = rank_cells(x, tie_rank, cfg.top_k, target_sum=cfg.target_sum, min_genes=cfg.min_genes,
                    min_counts=cfg.min_counts, max_mito_fraction=cfg.max_mito_fraction,
                    is_mito=is_mito, with_values=cfg.top_values)
@@ -187,7 +82,7 @@ def textify_chunk(x: sp.csr_matrix, start: int, cm: CellMatrix, cfg: Cells, tie_
                 p = r.first_bad[i]
                 kind = "non-finite" if code == NON_FINITE else "negative"
                 problem = f"{kind} value {x.data[p]} in {cm.where} at gene {cm.gene_names[x.indices[p]]!r}"
-            raise InputError(cm.file, f"cell {cm.obs_names[start + i]!r} (row {start + i})", problem)
+            raise InputError(cm.file, f"cell {obs.index[i]!r} (row {start + i})", problem)
     # QC failures are the filter doing its job, and like bad records in drop mode, are counted.
     codes, n = np.unique(r.status, return_counts=True)
     counts.dropped.update({STATUS_NAMES[c]: int(k) for c, k in zip(codes, n) if c != KEPT})
@@ -196,12 +91,14 @@ def textify_chunk(x: sp.csr_matrix, start: int, cm: CellMatrix, cfg: Cells, tie_
     counts.cells_in += x.shape[0]
     counts.cells_out += rows.size
     counts.genes_per_sentence.append(n_top)
+    counts.seconds["rank"] += time.perf_counter() - clock
+    clock = time.perf_counter()
     text = sentences(top, n_top, gene_names, cfg.separator)
     counts.text_chars.append(pc.utf8_length(text).to_numpy())
 
     columns = {
-        "cell_id": pa.array(cm.obs_names[start:start + x.shape[0]].to_numpy()[rows], pa.string()),
-        "label": _obs_column(cm.obs, cfg.label_key, start, x.shape[0], rows, as_text=True),
+        "cell_id": pa.array(np.asarray(obs.index, dtype=object)[rows], pa.string()),
+        "label": _obs_column(obs, cfg.label_key, rows, as_text=True),
         "n_genes": pa.array(r.n_genes[rows]),
         "total_counts": pa.array(r.total[rows]),
         "cell_sentence": text,
@@ -212,17 +109,18 @@ def textify_chunk(x: sp.csr_matrix, start: int, cm: CellMatrix, cfg: Cells, tie_
             pa.array(np.concatenate([[0], np.cumsum(n_top)]).astype(np.int32)),
             pa.array(values[np.arange(values.shape[1]) < n_top[:, None]], pa.float32()))
     for key in cfg.obs_keys:
-        columns[f"obs_{key}"] = _obs_column(cm.obs, key, start, x.shape[0], rows, as_text=False)
-    return pa.table(columns)
+        columns[f"obs_{key}"] = _obs_column(obs, key, rows, as_text=False)
+    table = pa.table(columns)
+    counts.seconds["strings"] += time.perf_counter() - clock
+    return table
 
 
-def _obs_column(obs: pd.DataFrame, key: str | None, start: int, n: int, rows: np.ndarray,
-                as_text: bool) -> pa.Array:
+def _obs_column(obs: pd.DataFrame, key: str | None, rows: np.ndarray, as_text: bool) -> pa.Array:
     # Categorical columns (the usual kind for labels) go through their codes, so no Python
     # string is made per cell; numbers stay numbers unless the column is the label.
     if key is None:
         return pa.nulls(rows.size, pa.string())
-    col = obs[key].iloc[start:start + n].iloc[rows]
+    col = obs[key].iloc[rows]
     if isinstance(col.dtype, pd.CategoricalDtype):
         codes = col.cat.codes.to_numpy()
         categories = pa.array(col.cat.categories.astype(str).to_numpy(), pa.string())
@@ -237,8 +135,9 @@ def _obs_column(obs: pd.DataFrame, key: str | None, start: int, n: int, rows: np
 
 
 def iter_cell_tables(cm: CellMatrix, cfg: Cells, seed: int, counts: CellCounts,
-                     progress: bool = False) -> Iterator[pa.Table]:
-    """Sentence tables chunk by chunk; memory is bounded by ``chunk_size``, not by the file."""
+                     progress: bool = False, rows: tuple[int, int] | None = None) -> Iterator[pa.Table]:
+    """Sentence tables chunk by chunk (of ``rows``, default all); memory is bounded by
+    ``chunk_size``, not by the file."""
     from tqdm.auto import tqdm
 
     tie_rank = tie_ranks(len(cm.gene_names), seed)
@@ -246,10 +145,12 @@ def iter_cell_tables(cm: CellMatrix, cfg: Cells, seed: int, counts: CellCounts,
     is_mito = np.array([str(g).startswith(cfg.mito_prefix) for g in cm.gene_names], dtype=np.bool_)
     if not is_mito.any():  # a panel without mitochondrial genes cannot fail the mito filter
         cfg = cfg.model_copy(update={"max_mito_fraction": 1.0})
-    starts = range(0, cm.n_cells, cfg.chunk_size)
+    lo, hi = rows or (0, cm.n_cells)
     # disable=None: a bar on a terminal only, so logs and one-line errors stay clean
-    for start in tqdm(starts, desc="cells", unit="chunk", disable=None if progress else True):
-        x = cm.rows(start, min(start + cfg.chunk_size, cm.n_cells))
+    for start in tqdm(range(lo, hi, cfg.chunk_size), desc="cells", unit="chunk", disable=None if progress else True):
+        clock = time.perf_counter()
+        x = cm.rows(start, min(start + cfg.chunk_size, hi))
+        counts.seconds["read"] += time.perf_counter() - clock
         yield textify_chunk(x, start, cm, cfg, tie_rank, gene_names, is_mito, counts)
 
 
@@ -264,21 +165,55 @@ def validate_chunk(table: pa.Table, file: str) -> None:
     CellSentences.validate(meta)
 
 
+def write_tables(tables: Iterator[pa.Table], out: str | Path, file: str, counts: CellCounts,
+                 whole: bool = True) -> None:
+    """Validate and write sentence tables to one parquet file (a row group each), atomically; the
+    whole file's sentences must hold at least one cell."""
+    with atomic_path(out) as tmp:
+        writer = None
+        try:
+            for table in tables:
+                validate_chunk(table, str(out))
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                clock = time.perf_counter()
+                writer.write_table(table.cast(writer.schema))
+                counts.seconds["write"] += time.perf_counter() - clock
+        finally:
+            if writer is not None:
+                writer.close()
+        if whole and counts.cells_out == 0:
+            raise InputError(file, "all cells", f"none passed QC ({dict(counts.dropped)})")
+
+
 def write_cell_sentences(cm: CellMatrix, out: str | Path, cfg: Cells, seed: int,
                          progress: bool = False) -> CellCounts:
     """Write the sentences of every cell to parquet chunk by chunk, atomically."""
     counts = CellCounts()
-    with atomic_path(out) as tmp:
-        writer = None
-        try:
-            for table in iter_cell_tables(cm, cfg, seed, counts, progress):
-                validate_chunk(table, str(out))
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table.cast(writer.schema))
-        finally:
-            if writer is not None:
-                writer.close()
-        if counts.cells_out == 0:
-            raise InputError(cm.file, "all cells", f"none passed QC ({dict(counts.dropped)})")
+    write_tables(iter_cell_tables(cm, cfg, seed, counts, progress), out, cm.file, counts)
+    return counts
+
+
+# --- the same, as parts written by many workers (textify.runner: dask) ---------------------------
+
+def write_cell_part(cfg: Cells, seed: int, rows: tuple[int, int], out: str | Path) -> CellCounts:
+    """Cells ``rows`` of ``cfg.source`` as one parquet part: what one worker does. It opens the
+    file itself (on storage every worker sees); the whole-file checks ran once, in the flow."""
+    counts = CellCounts()
+    with open_cells(cfg.source, cfg, whole_file_checks=False) as cm:
+        write_tables(iter_cell_tables(cm, cfg, seed, counts, rows=rows), out, cm.file, counts, whole=False)
+    return counts
+
+
+def merge_parts(parts: list[Path], part_counts: list[CellCounts], out: str | Path, file: str) -> CellCounts:
+    """The parts, in row order, as one file: the same bytes as :func:`write_cell_sentences`."""
+    counts = CellCounts()
+    for c in part_counts:
+        counts.cells_in += c.cells_in
+        counts.cells_out += c.cells_out
+        counts.dropped.update(c.dropped)
+        counts.genes_per_sentence += c.genes_per_sentence
+        counts.text_chars += c.text_chars
+        counts.seconds.update(c.seconds)
+    write_tables((pq.read_table(p) for p in parts), out, file, counts)
     return counts

@@ -251,8 +251,15 @@ def sentences(top: np.ndarray, n_top: np.ndarray, gene_names: Any, separator: st
     """``<cell>G1, G2, ...</cell>`` per row of an index matrix, as one Arrow string array.
 
     The bytes are assembled in parallel from the gene names' UTF-8 buffer: no Python string is
-    made per cell.
+    made per cell. A chunk where no cell passed QC gives an empty array.
+
+    >>> sentences(np.array([[1, 0]]), np.array([2]), ["A", "B"]).to_pylist()
+    ['<cell>B, A</cell>']
+    >>> len(sentences(np.empty((0, 2)), np.empty(0, np.int64), ["A", "B"]))
+    0
     """
+    if len(n_top) == 0:
+        return pa.array([], pa.large_string())
     names = gene_names if isinstance(gene_names, pa.Array) else pa.array(list(gene_names), pa.large_string())
     names = names.cast(pa.large_string())
     validity, offsets, data = names.buffers()

@@ -78,15 +78,34 @@ def resolve_sources(sources: list[str], suffixes: tuple[str, ...]) -> list[tuple
 
 
 def read_records(path: Path) -> Iterator[tuple[str, str, str]]:
-    """(id, description, sequence) of each record of a FASTA or GenBank file, gzipped or not."""
+    """(id, description, sequence) of each record of a FASTA or GenBank file, gzipped or not.
+
+    A file with no record (empty, or blank lines only), or whose first line is not a FASTA header
+    (``>``) or a GenBank ``LOCUS`` line, is refused in one line rather than read as nothing or
+    left to the parser's multi-line advice.
+    """
     fmt = "genbank" if _stem_suffix(path) in _GENBANK else "fasta"
     opener = gzip.open if path.name.lower().endswith(".gz") else open
+    start = ">" if fmt == "fasta" else "LOCUS"
+    n = 0
     try:
         with opener(path, "rt") as handle:
+            line_no, first = next(((i, line) for i, line in enumerate(handle, start=1) if line.strip()),
+                                  (0, ""))
+            if not first:
+                raise InputError(path, "file", f"empty: no {fmt.upper() if fmt == 'fasta' else 'GenBank'} record")
+            if not first.lstrip().startswith(start):
+                raise InputError(path, f"line {line_no}", f"not {'FASTA' if fmt == 'fasta' else 'GenBank'}: "
+                                 f"a record starts with {start!r}, the file with {first.strip()[:40]!r}")
+            handle.seek(0)
             for rec in SeqIO.parse(handle, fmt):
+                n += 1
                 yield rec.id, rec.description, str(rec.seq)
-    except (ValueError, OSError, UnicodeDecodeError) as err:
-        raise InputError(path, "file", f"not readable as {fmt} ({err})") from None
+    except (ValueError, OSError, UnicodeDecodeError, EOFError) as err:
+        if isinstance(err, InputError):
+            raise
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(path, f"record #{n + 1}", f"not readable as {fmt} ({first_line})") from None
 
 
 # --- pure checks --------------------------------------------------------------------------------
