@@ -48,7 +48,8 @@ def textify_cells(
     top_k: int = typer.Option(_default(Cells, "top_k"), help="Genes per sentence, highest normalised expression first."),
     separator: str = typer.Option(_default(Cells, "separator"), help="Text between gene names."),
     raw: Optional[bool] = typer.Option(None, "--raw/--no-raw", help="Rank genes from adata.raw (the "
-                                       "default without --layer) or adata.X."),
+                                       "default for .h5ad without --layer) or adata.X (the default "
+                                       "for 10x files, which have no raw)."),
     layer: Optional[str] = typer.Option(None, help="Rank genes from adata.layers[LAYER] (scverse keeps "
                                         "counts in layers['counts'])."),
     gene_symbols: Optional[str] = typer.Option(None, help="var column with the gene names to write "
@@ -79,7 +80,8 @@ def textify_cells(
     from tasks.textify.readers import open_cells
 
     try:
-        cfg = Cells(source=source, use_raw=layer is None if raw is None else raw, layer=layer,
+        tenx = Path(source).is_dir() or source.lower().endswith(".h5")
+        cfg = Cells(source=source, use_raw=layer is None and not tenx if raw is None else raw, layer=layer,
                     gene_symbols=gene_symbols, expect_counts=expect_counts, label_key=label_key,
                     obs_keys=obs_key, top_k=top_k,
                     separator=separator, min_genes=min_genes, min_counts=min_counts,

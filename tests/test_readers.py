@@ -83,7 +83,7 @@ def tenx_mtx(folder, x: sp.csr_matrix) -> str:
 
 
 def sentences(source: str, out, backed: bool = True, **kw) -> pd.DataFrame:
-    cfg = Cells(source=source, top_k=4, chunk_size=7, **{"use_raw": False, **kw})
+    cfg = Cells(**{"source": source, "top_k": 4, "chunk_size": 7, "use_raw": False, **kw})
     with open_cells(source, cfg, backed=backed) as cm:
         write_cell_sentences(cm, out, cfg, seed=0)
     return pd.read_parquet(out)
@@ -188,3 +188,15 @@ def test_cli_cellxgene_file_and_one_line_refusals(tmp_path):
         lines = res.stderr.strip().splitlines()
         assert res.exit_code == 2 and len(lines) == 1 and words in lines[0], (args, res.stderr)
         assert out.read_bytes() == before
+
+
+def test_cli_10x_h5_and_mtx_folder_without_flags(tmp_path):
+    runner = CliRunner()
+    x = counts()
+    expected = sentences(plain(tmp_path / "plain.h5ad", x), tmp_path / "a.parquet", top_k=200)
+    for source in (tenx_h5(tmp_path / "filtered_feature_bc_matrix.h5", x),
+                   tenx_mtx(tmp_path / "filtered_feature_bc_matrix", x)):
+        res = runner.invoke(app, ["textify", "cells", source, str(tmp_path / "o.parquet")])
+        assert res.exit_code == 0, res.output
+        got = pd.read_parquet(tmp_path / "o.parquet")
+        assert got["cell_sentence"].tolist() == expected["cell_sentence"].tolist(), source
