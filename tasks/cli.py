@@ -77,11 +77,11 @@ def textify_cells(
     with one line naming the file, the cell and the problem, and exit code 2; OUT is kept.
     """
     from tasks.textify.cells import write_cell_sentences
-    from tasks.textify.readers import open_cells
+    from tasks.textify.readers import is_10x, open_cells
 
     try:
-        tenx = Path(source).is_dir() or source.lower().endswith(".h5")
-        cfg = Cells(source=source, use_raw=layer is None and not tenx if raw is None else raw, layer=layer,
+        cfg = Cells(source=source, use_raw=layer is None and not is_10x(source) if raw is None else raw,
+                    layer=layer,
                     gene_symbols=gene_symbols, expect_counts=expect_counts, label_key=label_key,
                     obs_keys=obs_key, top_k=top_k,
                     separator=separator, min_genes=min_genes, min_counts=min_counts,

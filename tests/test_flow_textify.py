@@ -33,12 +33,18 @@ def _params(tmp_path, protein_source: str, **cells) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
 
-@pytest.mark.slow
-def test_flow_writes_outputs_and_a_failed_run_keeps_them(tmp_path, monkeypatch):
+@pytest.fixture
+def textify(tmp_path, monkeypatch):
+    """The textify flow, run in ``tmp_path`` with its own MLflow store."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     from flows.textify import textify
 
+    return textify
+
+
+@pytest.mark.slow
+def test_flow_writes_outputs_and_a_failed_run_keeps_them(tmp_path, textify):
     _params(tmp_path, "pyhmmer:tests/data/seqs/LuxC.faa")
     metrics = textify()
     cells = pd.read_parquet("data/textify/cells.parquet")
@@ -63,13 +69,9 @@ def test_flow_writes_outputs_and_a_failed_run_keeps_them(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_flow_reads_a_cellxgene_file_with_params_only(tmp_path, monkeypatch):
+def test_flow_reads_a_cellxgene_file_with_params_only(tmp_path, textify):
     """What `dvc repro textify` runs, set up in params.yaml alone: the counts layer, the symbols."""
     from tests.test_readers import SYMBOLS, cellxgene, counts
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    from flows.textify import textify
 
     cellxgene(tmp_path / "cxg.h5ad", counts())
     _params(tmp_path, "pyhmmer:tests/data/seqs/LuxC.faa", source="cxg.h5ad", use_raw=False, layer="counts",
@@ -82,12 +84,8 @@ def test_flow_reads_a_cellxgene_file_with_params_only(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_dask_runner_writes_the_same_file_as_the_local_run(tmp_path, monkeypatch):
+def test_dask_runner_writes_the_same_file_as_the_local_run(tmp_path, textify):
     """textify.runner: dask on a local cluster of 2 worker processes, one task per chunk."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    from flows.textify import textify
-
     _params(tmp_path, "pyhmmer:tests/data/seqs/LuxC.faa")
     local = textify()
     before = (tmp_path / "data/textify/cells.parquet").read_bytes()

@@ -100,8 +100,33 @@ class CellMatrix:
         return block
 
 
-def _obs_keys(cfg: Cells) -> list[str]:
-    return list(dict.fromkeys(([cfg.label_key] if cfg.label_key else []) + list(cfg.obs_keys)))
+def is_10x(source: str) -> bool:
+    """Whether ``source`` names a 10x Genomics file (``.h5``) or ``matrix.mtx`` folder."""
+    return Path(source).is_dir() or source.lower().endswith(".h5")
+
+
+def _which_matrix(file: str, cfg: Cells, layers: list[str], has_raw: bool) -> str:
+    """Where the ranked values come from (``layers['counts']``, ``raw.X`` or ``X``), or the
+    refusal naming what the file holds."""
+    if cfg.layer is not None:
+        if cfg.layer not in layers:
+            raise InputError(file, "layers", f"no layer {cfg.layer!r}; layers: {layers or 'none'}")
+        return f"layers[{cfg.layer!r}]"
+    if cfg.use_raw:
+        if not has_raw:
+            raise InputError(file, "raw", "missing: use_raw is set but the file has no raw (use --no-raw, "
+                             f"or a layer: {layers or 'none'})")
+        return "raw.X"
+    return "X"
+
+
+def _obs_keys(file: str, cfg: Cells, columns: Any) -> list[str]:
+    """The obs columns carried (label first), each checked to exist."""
+    keys = list(dict.fromkeys(([cfg.label_key] if cfg.label_key else []) + list(cfg.obs_keys)))
+    for key in keys:
+        if key not in columns:
+            raise InputError(file, "obs", f"no column {key!r} (label_key/obs_keys)")
+    return keys
 
 
 def _check_names(file: str, where: str, genes: pd.Index, var_columns: list[str], cfg: Cells,
@@ -145,17 +170,10 @@ def _counts_expected(cfg: Cells, source: str) -> bool:
 def cell_matrix(adata, file: str, cfg: Cells) -> CellMatrix:
     """Check an in-memory AnnData as a whole and view it as cells."""
     layers = list(getattr(adata, "layers", {}).keys())
-    if cfg.layer is not None:
-        if cfg.layer not in layers:
-            raise InputError(file, "layers", f"no layer {cfg.layer!r}; layers: {layers or 'none'}")
-        where, matrix, var = f"layers[{cfg.layer!r}]", adata.layers[cfg.layer], adata.var
-    elif cfg.use_raw:
-        if adata.raw is None:
-            raise InputError(file, "raw", "missing: use_raw is set but the file has no raw (use --no-raw, "
-                             f"or a layer: {layers or 'none'})")
-        where, matrix, var = "raw.X", adata.raw.X, adata.raw.var
-    else:
-        where, matrix, var = "X", adata.X, adata.var
+    where = _which_matrix(file, cfg, layers, adata.raw is not None)
+    raw = where == "raw.X"
+    matrix = adata.layers[cfg.layer] if cfg.layer is not None else adata.raw.X if raw else adata.X
+    var = adata.raw.var if raw else adata.var
     if matrix is None:
         raise InputError(file, where, "missing: the file has no expression matrix")
     if sp.issparse(matrix) and matrix.format != "csr":
@@ -167,11 +185,7 @@ def cell_matrix(adata, file: str, cfg: Cells) -> CellMatrix:
     dup_cells = adata.obs_names[adata.obs_names.duplicated()]
     if len(dup_cells):
         raise InputError(file, f"cell {dup_cells[0]!r}", "duplicate cell id in obs_names")
-    keys = _obs_keys(cfg)
-    for key in keys:
-        if key not in adata.obs.columns:
-            raise InputError(file, "obs", f"no column {key!r} (label_key/obs_keys)")
-    obs = adata.obs[keys]
+    obs = adata.obs[_obs_keys(file, cfg, adata.obs.columns)]
     return CellMatrix(file, where, matrix, genes, adata.n_obs, lambda start, stop: obs.iloc[start:stop],
                       _counts_expected(cfg, file), layers)
 
@@ -221,17 +235,10 @@ def h5ad_cells(f, file: str, cfg: Cells, whole_file_checks: bool = True) -> Cell
     import anndata
 
     layers = list(f["layers"].keys()) if "layers" in f else []
-    if cfg.layer is not None:
-        if cfg.layer not in layers:
-            raise InputError(file, "layers", f"no layer {cfg.layer!r}; layers: {layers or 'none'}")
-        where, key, var = f"layers[{cfg.layer!r}]", f"layers/{cfg.layer}", f["var"]
-    elif cfg.use_raw:
-        if "raw" not in f or "X" not in f["raw"]:
-            raise InputError(file, "raw", "missing: use_raw is set but the file has no raw (use --no-raw, "
-                             f"or a layer: {layers or 'none'})")
-        where, key, var = "raw.X", "raw/X", f["raw/var"]
-    else:
-        where, key, var = "X", "X", f["var"]
+    where = _which_matrix(file, cfg, layers, "raw" in f and "X" in f["raw"])
+    raw = where == "raw.X"
+    key = f"layers/{cfg.layer}" if cfg.layer is not None else "raw/X" if raw else "X"
+    var = f["raw/var"] if raw else f["var"]
     if key not in f:
         raise InputError(file, where, "missing: the file has no expression matrix")
     elem = f[key]
@@ -252,12 +259,8 @@ def h5ad_cells(f, file: str, cfg: Cells, whole_file_checks: bool = True) -> Cell
                          lambda c: _h5_column(var[c])(0, None))
     if whole_file_checks and (dup := _h5_duplicate(ids, n_cells, cfg.chunk_size)) is not None:
         raise InputError(file, f"cell {dup!r}", "duplicate cell id in obs_names")
-    keys = _obs_keys(cfg)
     columns = [str(c) for c in obs.attrs.get("column-order", []) if c in obs]
-    for k in keys:
-        if k not in columns:
-            raise InputError(file, "obs", f"no column {k!r} (label_key/obs_keys)")
-    readers = {k: _h5_column(obs[k]) for k in keys}
+    readers = {k: _h5_column(obs[k]) for k in _obs_keys(file, cfg, columns)}
 
     def obs_rows(start: int, stop: int) -> pd.DataFrame:
         return pd.DataFrame({k: read(start, stop) for k, read in readers.items()},
@@ -280,15 +283,15 @@ def _read_memory(source: str):
         return loader()
     path = Path(source)
     try:
+        if not is_10x(source):
+            return anndata.read_h5ad(path)
         if path.is_dir():
             if not any((path / f).exists() for f in ("matrix.mtx", "matrix.mtx.gz")):
                 raise InputError(path, "folder", "no matrix.mtx(.gz): not a 10x matrix folder")
             return sc.read_10x_mtx(path)
-        if path.suffix.lower() == ".h5":
-            adata = sc.read_10x_h5(path)
-            adata.var_names_make_unique()
-            return adata
-        return anndata.read_h5ad(path)
+        adata = sc.read_10x_h5(path)
+        adata.var_names_make_unique()
+        return adata
     except InputError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as err:

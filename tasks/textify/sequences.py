@@ -86,17 +86,17 @@ def read_records(path: Path) -> Iterator[tuple[str, str, str]]:
     """
     fmt = "genbank" if _stem_suffix(path) in _GENBANK else "fasta"
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    start = ">" if fmt == "fasta" else "LOCUS"
+    name, start = ("FASTA", ">") if fmt == "fasta" else ("GenBank", "LOCUS")
     n = 0
     try:
         with opener(path, "rt") as handle:
             line_no, first = next(((i, line) for i, line in enumerate(handle, start=1) if line.strip()),
                                   (0, ""))
             if not first:
-                raise InputError(path, "file", f"empty: no {fmt.upper() if fmt == 'fasta' else 'GenBank'} record")
+                raise InputError(path, "file", f"empty: no {name} record")
             if not first.lstrip().startswith(start):
-                raise InputError(path, f"line {line_no}", f"not {'FASTA' if fmt == 'fasta' else 'GenBank'}: "
-                                 f"a record starts with {start!r}, the file with {first.strip()[:40]!r}")
+                raise InputError(path, f"line {line_no}", f"not {name}: a record starts with {start!r}, "
+                                 f"the file with {first.strip()[:40]!r}")
             handle.seek(0)
             for rec in SeqIO.parse(handle, fmt):
                 n += 1
