@@ -1,12 +1,14 @@
-"""SFT step speed: TRL's own SFTTrainer against the stage's ``sft_trainer`` (loss from the logits),
-side by side in one run on the same model, chats and steps.
+"""SFT step speed, side by side in one run on the same model, chats and steps: TRL's own
+SFTTrainer against the stage's ``sft_trainer`` (loss from the logits), and padded batches against
+padding-free ones (``sft.padding_free``).
 
     PYTHONPATH=$PWD python bench/sft_speed.py [--model models/pretrain] [--steps 20] [--rounds 2]
 
-Each round trains both from the same start for ``--steps`` steps of the default profile's answer
-phase (``sft.answer``: ``data/annotate/sft_direct.parquet``, ``sft.batch_size``) and prints tokens per
-second of each, the ratio, and both training losses (they must agree: the same loss, computed two
-ways). Rounds alternate the order, so a noisy machine does not favour one.
+Each round trains every variant from the same start for ``--steps`` steps of the default
+profile's answer phase (``sft.answer``: ``data/annotate/sft_direct.parquet``, ``sft.batch_size``,
+families mixed in each batch) and prints chat tokens (padding not counted) per second of each, the
+ratios, and the training losses (they must agree: the same loss, computed differently). Rounds
+alternate the order, so a noisy machine does not favour one.
 """
 from __future__ import annotations
 
@@ -18,12 +20,12 @@ from pathlib import Path
 
 
 
-def run(make, model_dir: str, steps: int) -> dict:
+def run(make, model_dir: str, steps: int, padding_free: bool) -> dict:
     from tasks.common.params import load_params
     from tasks.lm.modeling import load_model, load_tokenizer
     from tasks.train import sft
 
-    p = load_params(require=("sft",)).sft
+    p = load_params(require=("sft",)).sft.model_copy(update={"padding_free": padding_free})
     phase = (p.answer or p.cold_start).model_copy(update={"epochs": 1, "max_steps": steps})
     tokenizer = load_tokenizer(model_dir)
     rows, _ = sft.phase_rows(p, phase, tokenizer, seed=0)
@@ -51,17 +53,24 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     a = parser.parse_args()
-    # token: the same loss as TRL's default, so the two runs differ only in how it is computed
-    makers = {"trl_sfttrainer": SFTTrainer, "sft_trainer": lambda **kw: sft_trainer("token", **kw)}
-    results: dict[str, list[dict]] = {name: [] for name in makers}
+    # token: the same loss as TRL's default, so the runs differ only in how it is computed
+    variants = {"trl_sfttrainer": (SFTTrainer, False),
+                "sft_trainer": (lambda **kw: sft_trainer("token", **kw), False),
+                "sft_trainer_padding_free": (lambda **kw: sft_trainer("token", **kw), True)}
+    results: dict[str, list[dict]] = {name: [] for name in variants}
     for r in range(a.rounds):
-        for name in (list(makers) if r % 2 == 0 else list(makers)[::-1]):
-            results[name].append(run(makers[name], a.model, a.steps))
+        for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+            make, padding_free = variants[name]
+            results[name].append(run(make, a.model, a.steps, padding_free))
             print(name, results[name][-1], flush=True)
     speed = {name: sum(x["tokens_per_s"] for x in rs) / len(rs) for name, rs in results.items()}
-    print(json.dumps({"tokens_per_s": speed, "ratio": round(speed["sft_trainer"] / speed["trl_sfttrainer"], 2),
+    print(json.dumps({"tokens_per_s": speed,
+                      "ratio_sft_trainer_vs_trl": round(speed["sft_trainer"] / speed["trl_sfttrainer"], 2),
+                      "ratio_padding_free_vs_padded": round(speed["sft_trainer_padding_free"]
+                                                            / speed["sft_trainer"], 2),
                       "losses_agree": all(abs(x["train_loss"] - y["train_loss"]) < 1e-4 * abs(y["train_loss"])
-                                          for x, y in zip(results["sft_trainer"], results["trl_sfttrainer"]))}))
+                                          for name in ("sft_trainer", "sft_trainer_padding_free")
+                                          for x, y in zip(results[name], ref))}))
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def test_sft_trainer_losses(tiny_base, tmp_path):
     from tasks.lm.modeling import load_tokenizer
     from tasks.train.sft import chats, sft_config, sft_trainer
 
-    cfg = _cfg(tiny_base[0], tmp_path)
+    cfg = _cfg(tiny_base[0], tmp_path, padding_free=False)
     p = Sft.model_validate(cfg["params"])
     tokenizer = load_tokenizer(tiny_base[0])
     model = load_model(tiny_base[0], tokenizer)
@@ -83,22 +83,47 @@ def test_sft_trainer_losses(tiny_base, tmp_path):
     assert not chat.model_accepts_loss_kwargs  # the Trainer divides by the accumulation steps
 
 
-def test_batches_follow_the_seeded_stream(tiny_base, tmp_path):
-    """The trainer takes phase_rows' order as it is (families mixed), not regrouped by length."""
+def _trainer(base, tmp_path, loss="chat", **overrides):
     from tasks.lm.modeling import load_tokenizer
     from tasks.train.sft import chats, sft_config, sft_trainer
 
-    cfg = _cfg(tiny_base[0], tmp_path)
-    p = Sft.model_validate(cfg["params"])
-    tokenizer = load_tokenizer(tiny_base[0])
-    trainer = sft_trainer("chat", model=load_model(tiny_base[0], tokenizer), processing_class=tokenizer,
-                          train_dataset=chats(pd.read_parquet(p.cold_start.data[0])),
-                          args=sft_config(p, p.cold_start, tmp_path / "x" / "checkpoints", 0, gpus=0))
+    p = Sft.model_validate(_cfg(base, tmp_path, **overrides)["params"])
+    tokenizer = load_tokenizer(base)
+    return sft_trainer(loss, model=load_model(base, tokenizer), processing_class=tokenizer,
+                       train_dataset=chats(pd.read_parquet(p.cold_start.data[0])),
+                       args=sft_config(p, p.cold_start, tmp_path / "x" / "checkpoints", 0, gpus=0)), p
+
+
+@pytest.mark.parametrize("padding_free", [True, False])
+def test_batches_follow_the_seeded_stream(tiny_base, tmp_path, padding_free):
+    """The trainer takes phase_rows' order as it is (families mixed), not regrouped by length;
+    padding-free, a batch is those chats end to end in one row, each restarting at position 0."""
+    trainer, p = _trainer(tiny_base[0], tmp_path, padding_free=padding_free)
     for step, batch in zip(range(3), trainer.get_train_dataloader()):
         rows = trainer.train_dataset[step * p.batch_size:(step + 1) * p.batch_size]["input_ids"]
-        got = [[int(t) for t, m in zip(ids, mask) if m] for ids, mask in
-               zip(batch["input_ids"], batch["attention_mask"])]
+        if padding_free:
+            assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
+            starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist() + [batch["input_ids"].shape[1]]
+            got = [batch["input_ids"][0, a:b].tolist() for a, b in zip(starts, starts[1:])]
+        else:
+            got = [[int(t) for t, m in zip(ids, mask) if m] for ids, mask in
+                   zip(batch["input_ids"], batch["attention_mask"])]
         assert got == rows
+
+
+@pytest.mark.parametrize("loss", ["chat", "token"])
+def test_padding_free_batches_give_the_padded_loss(tiny_base, tmp_path, loss):
+    """The same chats padded to the longest, or end to end in one row: one loss (each chat sees
+    only itself), with chats of different lengths so that padding would matter."""
+    import torch
+
+    padded, _ = _trainer(tiny_base[0], tmp_path / "a", loss, padding_free=False)
+    free, _ = _trainer(tiny_base[0], tmp_path / "b", loss, padding_free=True)
+    a, b = next(iter(padded.get_train_dataloader())), next(iter(free.get_train_dataloader()))
+    assert a["attention_mask"].sum(1).unique().numel() > 1
+    with torch.no_grad():
+        x, y = float(padded.compute_loss(padded.model, dict(a))), float(free.compute_loss(free.model, dict(b)))
+    assert x > 1.0 and abs(x - y) < 1e-4 * x
 
 
 @pytest.mark.slow

@@ -11,7 +11,9 @@ the answer-only chats, many short epochs) then ``cold_start`` (verified gold rea
   dropped and counted (or stop the stage), so no answer is ever truncated. Batches are taken in
   that stream's seeded order, so each mixes families. (Grouping by length, which pads less, puts
   one family in each batch, and the model then learnt each family's commonest answer whatever
-  the input: cell_type 0.26 on test against 0.40 with mixed batches, same steps.)
+  the input: cell_type 0.26 on test against 0.40 with mixed batches, same steps.) Padding is
+  avoided instead by ``sft.padding_free``: a batch's chats end to end in one row, each attending
+  only to itself, the loss unchanged.
 
 * Loss on assistant tokens only: the ChatML template of ``tasks/lm/modeling.py`` wraps assistant
   content in ``{% generation %}``, and ``assistant_only_loss=True`` turns that into the label mask.
@@ -51,14 +53,21 @@ def phases(p: Sft) -> dict[str, SftPhase]:
     return {name: phase for name in PHASES if (phase := getattr(p, name)) is not None and phase.epochs}
 
 
-def chat_mean_loss(logits: Any, labels: Any) -> Any:
+def chat_mean_loss(logits: Any, labels: Any, position_ids: Any = None) -> Any:
     """Each chat's mean loss over its trained tokens (labels != -100), averaged over the chats that
-    have any: every chat weighs the same, however long its reply.
+    have any: every chat weighs the same, however long its reply. A row is one chat, or, padding-free
+    (``position_ids`` given), several chats one after the other, each starting at position 0.
 
     >>> import torch
     >>> logits = torch.zeros(2, 4, 3)  # uniform over 3 tokens: every token's loss is log 3
     >>> labels = torch.tensor([[-100, 1, 2, 0], [-100, -100, -100, 1]])
     >>> round(float(chat_mean_loss(logits, labels)), 4) == round(float(torch.log(torch.tensor(3.0))), 4)
+    True
+    >>> logits = torch.zeros(1, 5, 3); logits[0, 0, 1] = 9.0  # the first chat's token is easy
+    >>> labels, positions = torch.tensor([[-100, 1, -100, 2, 0]]), torch.tensor([[0, 1, 0, 1, 2]])
+    >>> per_chat = [float(chat_mean_loss(logits[:, :2], labels[:, :2])),
+    ...             float(chat_mean_loss(logits[:, 2:], labels[:, 2:]))]
+    >>> abs(float(chat_mean_loss(logits, labels, positions)) - sum(per_chat) / 2) < 1e-6
     True
     """
     import torch
@@ -68,9 +77,17 @@ def chat_mean_loss(logits: Any, labels: Any) -> Any:
     per_token = torch.nn.functional.cross_entropy(
         shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.clamp(min=0).reshape(-1),
         reduction="none").view_as(shift_labels) * mask
-    counts = mask.sum(dim=1)
+    if position_ids is None:  # one chat per row
+        chat = torch.arange(labels.size(0), device=labels.device)[:, None].expand_as(shift_labels)
+    else:  # the chat a target token belongs to: the chats started up to its position
+        starts = (position_ids == 0).long()
+        starts[:, 0] = 1  # every row opens a chat (a row-continued chat cannot occur: rows are whole)
+        chat = (starts.flatten().cumsum(0) - 1).view_as(position_ids)[:, 1:]
+    chat, mask = chat.reshape(-1), mask.reshape(-1)
+    counts = torch.bincount(chat[mask], minlength=int(chat.max()) + 1)
+    sums = torch.zeros(counts.numel(), device=per_token.device).index_add_(0, chat, per_token.reshape(-1))
     has = counts > 0
-    return (per_token.sum(dim=1)[has] / counts[has]).mean() if has.any() else per_token.sum() * 0
+    return (sums[has] / counts[has]).mean() if has.any() else per_token.sum() * 0
 
 
 def sft_trainer(loss_average: str, **kwargs: Any) -> Any:
@@ -82,7 +99,7 @@ def sft_trainer(loss_average: str, **kwargs: Any) -> Any:
     from transformers import Trainer
     from trl import SFTTrainer
 
-    keep = ("input_ids", "attention_mask", "labels")
+    keep = ("input_ids", "attention_mask", "position_ids", "labels")
 
     class SftTrainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -91,7 +108,7 @@ def sft_trainer(loss_average: str, **kwargs: Any) -> Any:
                 return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
             labels = inputs.pop("labels")
             outputs = model(**inputs)
-            loss = chat_mean_loss(outputs.logits, labels)
+            loss = chat_mean_loss(outputs.logits, labels, inputs.get("position_ids"))
             return (loss, outputs) if return_outputs else loss
 
     trainer = SftTrainer(**kwargs)
@@ -162,6 +179,9 @@ def sft_config(p: Sft, phase: SftPhase, checkpoint_dir: Path, seed: int, gpus: i
         bf16=p.precision == "bf16", fp16=p.precision == "fp16", use_cpu=gpus == 0,
         gradient_checkpointing=p.gradient_checkpointing, assistant_only_loss=True,
         max_length=None, packing=False,  # phase_rows dropped what would not fit: nothing is cut
+        # one row of whole chats, each attending to itself alone (transformers builds the
+        # block-diagonal mask from position_ids): no padding to the batch's longest chat
+        padding_free=p.padding_free,
         # batches in phase_rows' seeded order, where families mix: length-grouped batches (one
         # family each, since families differ in length) left the model at chance (README)
         train_sampling_strategy="sequential",
