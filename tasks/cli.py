@@ -12,11 +12,15 @@ import typer
 
 from tasks.common.params import Cells, Dna, Proteins
 
-app = typer.Typer(help="omicsforge: omics as text for language models.", no_args_is_help=True)
+# click's plain help, as wide as the terminal: rich's panels cut long option names at 80 columns
+# when the output is not a terminal, and label on/off flags as taking a <bool>
+HELP = {"rich_markup_mode": None, "no_args_is_help": True,
+        "context_settings": {"max_content_width": 240, "help_option_names": ["-h", "--help"]}}
+
+app = typer.Typer(help="omicsforge: omics as text for language models.", add_completion=False, **HELP)
 
 # --- textify: cells / dna / proteins ------------------------------------------------------------
-textify_app = typer.Typer(help="Write omics data as text (<cell>, <dna>, <protein>) to parquet.",
-                          no_args_is_help=True)
+textify_app = typer.Typer(help="Write omics data as text (<cell>, <dna>, <protein>) to parquet.", **HELP)
 app.add_typer(textify_app, name="textify")
 
 
@@ -58,7 +62,7 @@ def textify_cells(
                                                  "a value that is not a count (default for files) or "
                                                  "rank the values as they are."),
     label_key: Optional[str] = typer.Option(None, help="obs column written as each cell's label."),
-    obs_key: list[str] = typer.Option([], help="obs column carried as obs_<key> (repeatable)."),
+    obs_key: list[str] = typer.Option([], metavar="COLUMN", help="obs column carried as obs_<key> (repeatable)."),
     chunk_size: int = typer.Option(_default(Cells, "chunk_size"), help="Cells read and processed at a time (bounds memory)."),
     min_genes: int = typer.Option(_default(Cells, "min_genes"), help="QC: drop cells with fewer expressed genes."),
     min_counts: float = typer.Option(_default(Cells, "min_counts"), help="QC: drop cells with a smaller total."),
@@ -168,8 +172,24 @@ def _is_input_error(err: Exception) -> bool:
     return isinstance(err, (InputError, ValidationError))
 
 
+# --- promote: the model registry ----------------------------------------------------------------
+@app.command("promote")
+def promote(dry_run: bool = typer.Option(False, "--dry-run", help="Say what would happen; change nothing.")) -> None:
+    """Move the registry's champion alias to the challenger that evaluate registered, if it passes the
+    gate (params.yaml: registry): the lower end of its mean log-likelihood accuracy's interval above
+    chance and the majority baseline, and above the champion by the paired bootstrap. Prints the
+    decision in one line; running it twice changes nothing the second time."""
+    from flows.promote import promote_flow
+    from tasks.common.errors import run_stage
+
+    decision = {}
+    run_stage(lambda: decision.update(result=promote_flow(dry_run=dry_run)))
+    d = decision["result"]
+    typer.echo(f"challenger v{d.challenger}, champion v{d.champion}: {d.reason}")
+
+
 # --- limit: retrieval benchmark -----------------------------------------------------------------
-limit_app = typer.Typer(help="LIMIT-style retrieval benchmark.", no_args_is_help=True)
+limit_app = typer.Typer(help="LIMIT-style retrieval benchmark.", **HELP)
 app.add_typer(limit_app, name="limit")
 
 
@@ -229,6 +249,7 @@ def limit_eval(
     if table:
         table.write_text(md + "\n")
     typer.echo(md)
+    typer.echo(f"wrote {out}" + (f" and {table}" if table else ""), err=True)
 
 
 @limit_app.command("generate")

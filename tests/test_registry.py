@@ -31,6 +31,10 @@ def test_register_promote_idempotent_and_refuse_worse(mlflow_uri, tiny_base):
 
     v1 = _register(model_dir, [True] * 24 + [False] * 16)  # 0.60
     assert str(client.get_model_version_by_alias(NAME, "challenger").version) == v1
+    dry = registry.promote(NAME, client=client, dry_run=True)  # says it, changes nothing
+    assert dry.promoted and dry.reason.startswith("dry run: promoted") and dry.champion is None
+    assert "champion" not in client.get_registered_model(NAME).aliases
+    assert "promotion" not in client.get_model_version(NAME, v1).tags
     first = registry.promote(NAME, client=client)
     assert first.promoted and first.reason.startswith("promoted: no champion yet")
     assert str(client.get_model_version_by_alias(NAME, "champion").version) == v1

@@ -166,8 +166,9 @@ class Decision:
     champion: str | None  # the champion version after the decision
 
 
-def promote(name: str, margin: float = 0.0, client: Any = None) -> Decision:
-    """Move ``champion`` to ``challenger`` when :func:`decide` says so; idempotent."""
+def promote(name: str, margin: float = 0.0, client: Any = None, dry_run: bool = False) -> Decision:
+    """Move ``champion`` to ``challenger`` when :func:`decide` says so; idempotent. ``dry_run``:
+    the same decision and reason (prefixed ``dry run:``), and nothing in the registry changes."""
     from mlflow import MlflowClient
 
     client = client or MlflowClient()
@@ -182,9 +183,13 @@ def promote(name: str, margin: float = 0.0, client: Any = None) -> Decision:
                             challenger_v, champion_v)
     else:
         ok, reason = decide(_gate(challenger), None if champion is None else _gate(champion), margin)
-        if ok:
+        if ok and not dry_run:
             client.set_registered_model_alias(name, CHAMPION, challenger.version)
         decision = Decision(ok, reason, challenger_v, challenger_v if ok else champion_v)
+    if dry_run:
+        decision.reason = f"dry run: {decision.reason}"
+        decision.champion = champion_v
+        return decision
     client.set_model_version_tag(name, challenger_v, "promotion", decision.reason)
     client.set_registered_model_tag(name, "last_promotion",
                                     json.dumps({"challenger": decision.challenger,
