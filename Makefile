@@ -69,7 +69,11 @@ MLFLOW_PORT ?= 5000
 
 .PHONY: prefect-server prefect-pool deploy worker gpu-slots mlflow-server
 
+# The UI asks the API on the port it is told (PREFECT_UI_API_URL, else PREFECT_SERVER_API_PORT,
+# else 4200): all three follow PREFECT_PORT, so another port serves a UI that works.
 prefect-server:
+	PREFECT_SERVER_API_HOST=127.0.0.1 PREFECT_SERVER_API_PORT=$(PREFECT_PORT) PREFECT_SERVER_ANALYTICS_ENABLED=false \
+	PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \
 	prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 prefect-pool:
