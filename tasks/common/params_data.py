@@ -161,7 +161,7 @@ class Annotate(Section):
 
 
 class CellTypeProblems(Section):
-    cells_per_type: int = Field(40, gt=0, description="Labelled cells sampled per cell type.")
+    cells_per_type: int = Field(70, gt=0, description="Labelled cells sampled per cell type (fewer where a type has fewer).")
 
 
 class PerturbProblems(Section):

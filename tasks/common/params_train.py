@@ -219,7 +219,7 @@ class GrpoOffline(Section):
     groups_per_step: int = Field(2, gt=0, description="Problems (trace groups) per device per step.")
     max_length: int = Field(1536, gt=16, description="Prompt + trace tokens of a trace, whole: a group "
                             "with a longer trace is left out and counted, never cut.")
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float = Field(2e-4, gt=0, description="Trace training: at 1e-3 it undoes what the SFT answer phase taught (README).")
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     max_grad_norm: float = Field(1.0, gt=0)
     logging_steps: int = Field(10, gt=0)
