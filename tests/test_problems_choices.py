@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from tasks.problems.choices import PositionDealer, arrange, draw_distractors, surface_cue_accuracy
+from tasks.problems.choices import PositionDealer, arrange, draw_distractors, same_split, surface_cue_accuracy
 from tasks.problems.records import lettered
 
 
@@ -41,3 +41,29 @@ def test_surface_cue_classifier_is_at_chance_without_cues_and_finds_a_planted_on
     assert abs(fair["accuracy"] - fair["chance"]) < 0.08
     cued = surface_cue_accuracy(_mc(400, rng, True), _mc(400, rng, True))
     assert cued["accuracy"] > 0.9
+
+
+def _entity_mc(rng, own_split_distractors):
+    """One problem per named entity (a motif, a disease), 20 test and 80 train; each name is an
+    option exactly four times (once right), as the builders' usage balancing makes it."""
+    names = [f"entity{i}" for i in range(100)]
+    split = {n: ("test" if i < 20 else "train") for i, n in enumerate(names)}
+    deal, rows = PositionDealer(4, rng), []
+    for i, answer in enumerate(names):
+        pool = same_split(names, split.get, split[answer]) if own_split_distractors else names
+        k = pool.index(answer)
+        step = 1 if own_split_distractors else 20   # 20: a test problem's distractors are train names
+        opts = arrange(answer, [pool[(k + j * step) % len(pool)] for j in (1, 2, 3)], deal())
+        rows.append({"prompt": f"Which?\n{lettered(opts)}", "answer": answer, "choices": opts,
+                     "split": split[answer]})
+    df = pd.DataFrame(rows)
+    return df[df["split"] == "train"], df[df["split"] == "test"]
+
+
+def test_audit_finds_distractors_from_the_other_split_and_same_split_removes_the_cue():
+    # distractors from every entity: the test answers are the options never right in train, so a
+    # choice-only classifier (like a model that learnt the train answers) picks against them
+    leaky = surface_cue_accuracy(*_entity_mc(np.random.default_rng(0), False))
+    assert leaky["accuracy"] < 0.1, leaky
+    fair = [surface_cue_accuracy(*_entity_mc(np.random.default_rng(s), True))["accuracy"] for s in range(5)]
+    assert abs(np.mean(fair) - 0.25) < 0.12, fair

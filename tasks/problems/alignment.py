@@ -19,7 +19,7 @@ from Bio import SeqIO
 from Bio.Data.CodonTable import TranslationError
 from Bio.Seq import Seq
 
-from tasks.problems.choices import PositionDealer, UsageBalancer, arrange
+from tasks.problems.choices import PositionDealer, UsageBalancer, arrange, same_split
 from tasks.problems.records import lettered, problem
 
 QUESTION = ("Which protein does this bacterial coding sequence encode "
@@ -90,14 +90,16 @@ def find_genes(genomes: list[str], table: int, min_nt: int, max_nt: int) -> tupl
 def dna_to_protein_problems(genes: pd.DataFrame, split_of: dict[str, str], n_genes: int, table: int,
                             tolerance: float, n_choices: int,
                             rng: np.random.Generator) -> tuple[list[dict], dict]:
-    """Rows of ``dna_to_protein``; the gene is the split entity, distractors any other gene."""
+    """Rows of ``dna_to_protein``; the gene is the split entity, distractors other genes of its
+    split (``choices.same_split``) whose proteins are about as long."""
     chosen = genes.iloc[np.sort(rng.permutation(len(genes))[:n_genes])].reset_index(drop=True)
     lengths = chosen["protein"].str.len().to_numpy()
+    split = np.array([split_of[f"cds:{g}"] for g in chosen["gene_id"]])
     deal, balancer = PositionDealer(n_choices, rng), UsageBalancer()
     rows, stats = [], {"no_length_matched_distractors": 0}
     for i, gene in chosen.iterrows():
         near = np.flatnonzero(np.abs(lengths - lengths[i]) <= tolerance * lengths[i])
-        near = near[near != i]
+        near = np.array(same_split(near[near != i], split.__getitem__, split[i]), dtype=int)
         if len(near) < n_choices - 1:
             stats["no_length_matched_distractors"] += 1
             continue

@@ -4,7 +4,12 @@ Distractors are drawn in proportion to how often each option is itself a right a
 option's text says nothing about whether it is right; answer positions are dealt from shuffled
 blocks of all positions, so every letter is right equally often. :func:`surface_cue_accuracy`
 checks both claims: a logistic regression on features of each choice alone (length, length rank,
-position, word overlap with the prompt, how often the text is an option) should stay at chance.
+position, word overlap with the prompt, how often the text is an option, how often it is a right
+answer in the train split) should stay at chance, above or below. The last feature is the prior a
+model learns from its training answers; :func:`same_split` keeps it from being a cue, as options
+named after entities are drawn from the problem's own split only (a test entity is never a train
+answer, so train entities among a test problem's distractors would mark them as wrong, and a
+model that learnt the train answers would pick against the right one).
 
 >>> rng = np.random.default_rng(0)
 >>> deal = PositionDealer(4, rng)
@@ -95,7 +100,17 @@ def words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower()))
 
 
-def _choice_features(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def same_split(candidates, split_of_candidate, split: str) -> list:
+    """The candidates in ``split`` (``split_of_candidate(c)`` names each one's split): the pool of
+    distractors named after split entities (motifs, genes, diseases, CDSs).
+
+    >>> same_split(["m1", "m2", "m3"], {"m1": "train", "m2": "test", "m3": "test"}.get, "test")
+    ['m2', 'm3']
+    """
+    return [c for c in candidates if split_of_candidate(c) == split]
+
+
+def _choice_features(df: pd.DataFrame, train_answers: Counter) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     option_counts = Counter(c for cs in df["choices"] for c in cs)
     rows, labels, groups = [], [], []
     for g, (prompt, answer, choices) in enumerate(zip(df["prompt"], df["answer"], df["choices"])):
@@ -107,7 +122,8 @@ def _choice_features(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarr
             overlap = word_overlap(c, question)
             rows.append([np.log1p(len(c)), ranks[i], i / max(len(choices) - 1, 1),
                          float(i == 0), float(i == len(choices) - 1), overlap,
-                         np.log1p(option_counts[c]), (lengths[i] - lengths.mean()) / (lengths.std() + 1)])
+                         np.log1p(option_counts[c]), (lengths[i] - lengths.mean()) / (lengths.std() + 1),
+                         np.log1p(train_answers[c])])
             labels.append(int(c == answer))
             groups.append(g)
     return np.array(rows), np.array(labels), np.array(groups)
@@ -121,8 +137,9 @@ def surface_cue_accuracy(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, f
     """
     from sklearn.linear_model import LogisticRegression
 
-    X, y, _ = _choice_features(train)
-    Xt, yt, gt = _choice_features(test)
+    train_answers = Counter(train["answer"])
+    X, y, _ = _choice_features(train, train_answers)
+    Xt, yt, gt = _choice_features(test, train_answers)
     clf = LogisticRegression(max_iter=1000).fit(X, y) if len(set(y)) > 1 else None
     scores = clf.decision_function(Xt) if clf is not None else np.zeros(len(yt))
     correct = [int(yt[gt == g][np.argmax(scores[gt == g])]) for g in np.unique(gt)]

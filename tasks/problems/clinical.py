@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.common.answers import is_correct
-from tasks.problems.choices import PositionDealer, UsageBalancer, arrange, words
+from tasks.problems.choices import PositionDealer, UsageBalancer, arrange, same_split, words
 from tasks.problems.records import lettered, problem
 
 _CHOICE = re.compile(r"^(?P<name>.*) \((?:OMIM):(?P<id>\d+)\)$")
@@ -124,15 +124,19 @@ def _clinical_rows(family: str, cases: list[dict], pool: dict[str, frozenset[str
     deal, balancer = PositionDealer(n_choices, rng), UsageBalancer()
     noise_pool = sorted({t for s in pool.values() for t in s})
     name_words = {c: words(display(c)) for c in pool}
+    # candidates from the case's own split only (choices.same_split)
+    split_pools = {s: {c: pool[c] for c in same_split(pool, lambda c: split_of[f"{namespace}:{c}"], s)}
+                   for s in ("train", "test")}
     rows = []
     for case in cases:
+        entity = f"{namespace}:{case['key']}"
         kept, unrelated = sample_patient(case["terms"], p.drop_fraction, p.max_phenotypes,
                                          p.unrelated_phenotypes, noise_pool, ontology, rng)
         shown = [t for t in (kept + unrelated)]
         shown = [shown[i] for i in rng.permutation(len(shown))]
         patient = set(shown)
         patient_words = words(_patient_prompt(shown, ontology, question, []))
-        picked = _pick_candidates(case["key"], patient, pool, n_choices - 1, name_words,
+        picked = _pick_candidates(case["key"], patient, split_pools[split_of[entity]], n_choices - 1, name_words,
                                   patient_words, balancer, rng)
         if picked is None:
             stats["no_unambiguous_candidates"] += 1
@@ -140,7 +144,6 @@ def _clinical_rows(family: str, cases: list[dict], pool: dict[str, frozenset[str
         distractors, ambiguous = picked
         stats["ambiguous_candidates_excluded"] += ambiguous
         options = arrange(display(case["key"]), [display(d) for d in distractors], deal())
-        entity = f"{namespace}:{case['key']}"
         evidence = {**case["evidence"],
                     "shared_with_annotations": [{"hpo_id": t, "name": ontology.name.get(t, t)}
                                                 for t in kept],

@@ -23,7 +23,7 @@ import pandas as pd
 from Bio import motifs
 from Bio.Seq import Seq
 
-from tasks.problems.choices import PositionDealer, UsageBalancer, arrange
+from tasks.problems.choices import PositionDealer, UsageBalancer, arrange, same_split
 from tasks.problems.records import lettered, problem
 
 PSEUDO_SITES = 100  # frequencies are scaled to this many sites before adding one pseudocount
@@ -95,20 +95,28 @@ def tf_binding_problems(motif_table: pd.DataFrame, dna: pd.DataFrame, split_of: 
                         n_choices: int, tries: int, rng: np.random.Generator) -> tuple[list[dict], dict]:
     """Rows of ``tf_binding``: one per selected motif (the motif is the split entity)."""
     known = motif_table[motif_table["tf_class"] != "unknown"]
+    n_known = len(known)
+    # options are TF names and splits are by motif: one motif per name, or a name would be a train
+    # answer (through one motif) and a test answer or distractor (through another)
+    known = known.drop_duplicates("tf_name")
     chosen = known.iloc[np.sort(rng.permutation(len(known))[:n_motifs])].reset_index(drop=True)
     backgrounds = background_windows(dna, window)
     cls = [classes(c) for c in chosen["tf_class"]]
     pssms = [pssm_of(p) for p in chosen["pfm"]]
-    # a motif of a big class may serve as a distractor for fewer questions; weight it up so every
-    # TF name is a distractor about equally often (its text then says nothing about being right)
-    allowed_share = np.array([np.mean([not (c & d) for d in cls]) for c in cls])
+    # distractors come from the motif's own split (choices.same_split); within it, a motif of a big
+    # class may serve as a distractor for fewer questions: weight it up so every TF name is a
+    # distractor about equally often (its text then says nothing about being right)
+    split = [split_of[f"motif:{m}"] for m in chosen["motif_id"]]
+    peers = [same_split(range(len(chosen)), split.__getitem__, s) for s in split]
+    allowed_share = np.array([np.mean([not (c & cls[j]) for j in peers[i]]) for i, c in enumerate(cls)])
     weight = np.where(allowed_share > 0, 1 / np.maximum(allowed_share, 1e-9), 0.0)
     deal, balancer = PositionDealer(n_choices, rng), UsageBalancer()
-    rows, stats = [], {"unknown_class_skipped": int(len(motif_table) - len(known)),
+    rows, stats = [], {"unknown_class_skipped": int(len(motif_table) - n_known),
+                       "same_name_motifs_skipped": int(n_known - len(known)),
                        "weak_site_redrawn": 0, "ambiguous_distractors_redrawn": 0,
                        "motifs_rejected": 0}
     for i, motif in chosen.iterrows():
-        ok = [j for j in range(len(chosen)) if not (cls[i] & cls[j])
+        ok = [j for j in peers[i] if not (cls[i] & cls[j])
               and chosen.at[j, "tf_name"] != motif["tf_name"]]
         made = None
         for _ in range(tries):
