@@ -1,6 +1,7 @@
 """SFT step speed, side by side in one run on the same model, chats and steps: TRL's own
 SFTTrainer against the stage's ``sft_trainer`` (loss from the logits), and padded batches against
-padding-free ones (``sft.padding_free``).
+padding-free ones (``sft.padding_free``) in one row or, as the stage does, in rows of at most
+``sft.max_length`` tokens.
 
     PYTHONPATH=$PWD python bench/sft_speed.py [--model models/pretrain] [--steps 20] [--rounds 2]
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 
 
-def run(make, model_dir: str, steps: int, padding_free: bool) -> dict:
+def run(make, model_dir: str, steps: int, padding_free: bool, rows: bool) -> dict:
     from tasks.common.params import load_params
     from tasks.lm.modeling import load_model, load_tokenizer
     from tasks.train import sft
@@ -28,12 +29,12 @@ def run(make, model_dir: str, steps: int, padding_free: bool) -> dict:
     p = load_params(require=("sft",)).sft.model_copy(update={"padding_free": padding_free})
     phase = (p.answer or p.cold_start).model_copy(update={"epochs": 1, "max_steps": steps})
     tokenizer = load_tokenizer(model_dir)
-    rows, _ = sft.phase_rows(p, phase, tokenizer, seed=0)
+    chats, _ = sft.phase_rows(p, phase, tokenizer, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         args = sft.sft_config(p, phase, Path(tmp) / "checkpoints", seed=0, gpus=0)
         args.save_strategy, args.disable_tqdm = "no", True
-        trainer = make(model=load_model(model_dir, tokenizer), args=args, train_dataset=sft.chats(rows),
-                       processing_class=tokenizer)
+        trainer = make(model=load_model(model_dir, tokenizer), args=args, train_dataset=sft.chats(chats),
+                       processing_class=tokenizer, **({"row_tokens": p.max_length} if rows else {}))
         used = trainer.train_dataset.select(range(min(len(trainer.train_dataset), steps * p.batch_size)))
         tokens = sum(len(r["input_ids"]) for r in used)
         start = time.perf_counter()
@@ -54,23 +55,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     a = parser.parse_args()
     # token: the same loss as TRL's default, so the runs differ only in how it is computed
-    variants = {"trl_sfttrainer": (SFTTrainer, False),
-                "sft_trainer": (lambda **kw: sft_trainer("token", **kw), False),
-                "sft_trainer_padding_free": (lambda **kw: sft_trainer("token", **kw), True)}
+    variants = {"trl_sfttrainer": (SFTTrainer, False, False),
+                "sft_trainer": (lambda **kw: sft_trainer("token", **kw), False, False),
+                "sft_trainer_padding_free_one_row": (lambda **kw: sft_trainer("token", **kw), True, False),
+                "sft_trainer_padding_free_rows": (lambda **kw: sft_trainer("token", **kw), True, True)}
     results: dict[str, list[dict]] = {name: [] for name in variants}
     for r in range(a.rounds):
         for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
-            make, padding_free = variants[name]
-            results[name].append(run(make, a.model, a.steps, padding_free))
+            make, padding_free, rows = variants[name]
+            results[name].append(run(make, a.model, a.steps, padding_free, rows))
             print(name, results[name][-1], flush=True)
     speed = {name: sum(x["tokens_per_s"] for x in rs) / len(rs) for name, rs in results.items()}
+    ref = results["trl_sfttrainer"]
     print(json.dumps({"tokens_per_s": speed,
                       "ratio_sft_trainer_vs_trl": round(speed["sft_trainer"] / speed["trl_sfttrainer"], 2),
-                      "ratio_padding_free_vs_padded": round(speed["sft_trainer_padding_free"]
-                                                            / speed["sft_trainer"], 2),
+                      "ratio_one_row_vs_padded": round(speed["sft_trainer_padding_free_one_row"]
+                                                       / speed["sft_trainer"], 2),
+                      "ratio_rows_vs_padded": round(speed["sft_trainer_padding_free_rows"] / speed["sft_trainer"], 2),
+                      "ratio_rows_vs_one_row": round(speed["sft_trainer_padding_free_rows"]
+                                                     / speed["sft_trainer_padding_free_one_row"], 2),
                       "losses_agree": all(abs(x["train_loss"] - y["train_loss"]) < 1e-4 * abs(y["train_loss"])
-                                          for name in ("sft_trainer", "sft_trainer_padding_free")
-                                          for x, y in zip(results[name], ref))}))
+                                          for name in variants for x, y in zip(results[name], ref))}))
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def _trainer(base, tmp_path, loss="chat", **overrides):
 
     p = Sft.model_validate(_cfg(base, tmp_path, **overrides)["params"])
     tokenizer = load_tokenizer(base)
-    return sft_trainer(loss, model=load_model(base, tokenizer), processing_class=tokenizer,
+    return sft_trainer(loss, row_tokens=p.max_length, model=load_model(base, tokenizer), processing_class=tokenizer,
                        train_dataset=chats(pd.read_parquet(p.cold_start.data[0])),
                        args=sft_config(p, p.cold_start, tmp_path / "x" / "checkpoints", 0, gpus=0)), p
 
@@ -102,13 +102,23 @@ def test_batches_follow_the_seeded_stream(tiny_base, tmp_path, padding_free):
     for step, batch in zip(range(3), trainer.get_train_dataloader()):
         rows = trainer.train_dataset[step * p.batch_size:(step + 1) * p.batch_size]["input_ids"]
         if padding_free:
-            assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
-            starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist() + [batch["input_ids"].shape[1]]
-            got = [batch["input_ids"][0, a:b].tolist() for a, b in zip(starts, starts[1:])]
+            assert "attention_mask" not in batch
+            got = _chats_in_rows(batch)
+            assert sorted(got) == sorted(rows)
         else:
             got = [[int(t) for t, m in zip(ids, mask) if m] for ids, mask in
                    zip(batch["input_ids"], batch["attention_mask"])]
-        assert got == rows
+            assert got == rows
+
+
+def _chats_in_rows(batch):
+    """The chats of a padding-free batch (segments restarting at position 0), without the rows'
+    padding segments (no trained token)."""
+    chats = []
+    for ids, positions, labels in zip(batch["input_ids"], batch["position_ids"], batch["labels"]):
+        starts = (positions == 0).nonzero().flatten().tolist() + [len(ids)]
+        chats += [ids[a:b].tolist() for a, b in zip(starts, starts[1:]) if (labels[a:b] != -100).any()]
+    return chats
 
 
 @pytest.mark.parametrize("loss", ["chat", "token"])
@@ -117,13 +127,20 @@ def test_padding_free_batches_give_the_padded_loss(tiny_base, tmp_path, loss):
     only itself), with chats of different lengths so that padding would matter."""
     import torch
 
-    padded, _ = _trainer(tiny_base[0], tmp_path / "a", loss, padding_free=False)
-    free, _ = _trainer(tiny_base[0], tmp_path / "b", loss, padding_free=True)
-    a, b = next(iter(padded.get_train_dataloader())), next(iter(free.get_train_dataloader()))
+    padded, _ = _trainer(tiny_base[0], tmp_path / "a", loss, padding_free=False, batch_size=6)
+    a = next(iter(padded.get_train_dataloader()))
     assert a["attention_mask"].sum(1).unique().numel() > 1
     with torch.no_grad():
-        x, y = float(padded.compute_loss(padded.model, dict(a))), float(free.compute_loss(free.model, dict(b)))
-    assert x > 1.0 and abs(x - y) < 1e-4 * x
+        x = float(padded.compute_loss(padded.model, dict(a)))
+        # max_length 256: one row; the longest chat's length: several rows, padded to the longest
+        for max_length, n_rows in ((256, 1), (int(a["attention_mask"].sum(1).max()), 2)):
+            free, _ = _trainer(tiny_base[0], tmp_path / f"b{max_length}", loss, padding_free=True,
+                               batch_size=6, max_length=max_length)
+            b = next(iter(free.get_train_dataloader()))
+            assert b["input_ids"].shape[0] >= n_rows and sorted(_chats_in_rows(b)) == sorted(
+                [[int(t) for t, m in zip(ids, mask) if m] for ids, mask in zip(a["input_ids"], a["attention_mask"])])
+            y = float(free.compute_loss(free.model, dict(b)))
+            assert x > 1.0 and abs(x - y) < 1e-4 * x, (max_length, x, y)
 
 
 @pytest.mark.slow

@@ -12,8 +12,8 @@ the answer-only chats, many short epochs) then ``cold_start`` (verified gold rea
   that stream's seeded order, so each mixes families. (Grouping by length, which pads less, puts
   one family in each batch, and the model then learnt each family's commonest answer whatever
   the input: cell_type 0.26 on test against 0.40 with mixed batches, same steps.) Padding is
-  avoided instead by ``sft.padding_free``: a batch's chats end to end in one row, each attending
-  only to itself, the loss unchanged.
+  avoided instead by ``sft.padding_free``: a batch's chats end to end in rows of at most
+  ``max_length`` tokens, each chat attending only to itself, the loss unchanged.
 
 * Loss on assistant tokens only: the ChatML template of ``tasks/lm/modeling.py`` wraps assistant
   content in ``{% generation %}``, and ``assistant_only_loss=True`` turns that into the label mask.
@@ -90,12 +90,14 @@ def chat_mean_loss(logits: Any, labels: Any, position_ids: Any = None) -> Any:
     return (sums[has] / counts[has]).mean() if has.any() else per_token.sum() * 0
 
 
-def sft_trainer(loss_average: str, **kwargs: Any) -> Any:
+def sft_trainer(loss_average: str, row_tokens: int | None = None, **kwargs: Any) -> Any:
     """TRL's SFTTrainer with the loss computed from the model's logits: ``chat`` (each chat's mean,
     averaged over chats: :func:`chat_mean_loss`) or ``token`` (the model's own mean over the
     batch's trained tokens, ``Trainer.compute_loss``: TRL's default loss). Either way TRL's fused
     LM-head path is not used: on CPU it is half the speed, and its entropy and token-accuracy logs
-    are not kept. (Built on call: the flow imports this module without loading TRL.)"""
+    are not kept. ``row_tokens`` (padding-free only): a batch's chats go into rows of at most that
+    many tokens (:class:`tasks.train.sft_data.PackedRows`) instead of one long row. (Built on call:
+    the flow imports this module without loading TRL.)"""
     from transformers import Trainer
     from trl import SFTTrainer
 
@@ -112,6 +114,9 @@ def sft_trainer(loss_average: str, **kwargs: Any) -> Any:
             return (loss, outputs) if return_outputs else loss
 
     trainer = SftTrainer(**kwargs)
+    if row_tokens and trainer.args.padding_free:
+        trainer.data_collator = sft_data.PackedRows(trainer.data_collator, row_tokens,
+                                                    trainer.processing_class.pad_token_id)
     # a per-batch mean: the Trainer divides it by the accumulation steps itself
     trainer.model_accepts_loss_kwargs = loss_average == "token" and trainer.model_accepts_loss_kwargs
     return trainer
@@ -212,7 +217,7 @@ def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, 
     data = chats(rows)
     checkpoint_dir = work / "checkpoints"
     args = sft_config(p, phase, checkpoint_dir, cfg["seed"], cfg["gpus"])
-    trainer = sft_trainer(p.loss_average, model=model, args=args, train_dataset=data,
+    trainer = sft_trainer(p.loss_average, row_tokens=p.max_length, model=model, args=args, train_dataset=data,
                           processing_class=tokenizer,
                          peft_config=lora_config(p), callbacks=[MlflowLog("sft", name)])
     mask = loss_mask_stats(trainer.train_dataset, len(data), tokenizer)

@@ -93,3 +93,55 @@ def training_rows(chats: pd.DataFrame, epochs: int, per_family: int | None, seed
 
 def family_counts(rows: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in rows.groupby("family").size().items()}
+
+
+def row_groups(lengths: list[int], capacity: int) -> list[list[int]]:
+    """Indices of a batch's chats grouped into rows of at most ``capacity`` tokens, first-fit
+    decreasing (a chat longer than ``capacity`` gets a row of its own).
+
+    >>> row_groups([900, 300, 700, 500, 100], 1000)
+    [[0, 4], [2, 1], [3]]
+    """
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        slot = next((r for r, free in enumerate(room) if free >= lengths[i]), None)
+        if slot is None:
+            rows.append([]), room.append(capacity)
+            slot = len(rows) - 1
+        rows[slot].append(i)
+        room[slot] -= lengths[i]
+    return rows
+
+
+class PackedRows:
+    """A padding-free collator (TRL's, ``padding_free=True``) that packs a batch into several rows
+    of at most ``capacity`` tokens instead of one: attention (dense masks on CPU and most GPUs)
+    costs the square of a row's length, so eight chats in one 5,000-token row cost several times
+    what three rows of 1,536 do. Rows are padded to the longest with a segment of their own
+    (positions from 0, labels -100), which attends to itself only and carries no loss; the loss is
+    each chat's alone either way (``tests/test_sft.py``)."""
+
+    def __init__(self, collate: Any, capacity: int, pad_token_id: int):
+        self.collate, self.capacity, self.pad_token_id = collate, capacity, pad_token_id
+
+    def __call__(self, examples: list[dict]) -> dict[str, Any]:
+        import torch
+
+        groups = row_groups([len(e["input_ids"]) for e in examples], self.capacity)
+        parts = [self.collate([examples[i] for i in group]) for group in groups]
+        width = max(part["input_ids"].shape[1] for part in parts)
+        fill = {"input_ids": self.pad_token_id, "labels": -100}
+        batch = {}
+        # TRL's flash-attention keys (cu_seq_lens_*, seq_idx) describe one row; the loss drops them
+        for key in ("input_ids", "labels", "position_ids"):
+            rows = []
+            for part in parts:
+                value, short = part[key], width - part[key].shape[1]
+                if short:
+                    pad = (torch.arange(short, dtype=value.dtype)[None] if key == "position_ids"
+                           else torch.full((1, short), fill[key], dtype=value.dtype))
+                    value = torch.cat([value, pad], dim=1)
+                rows.append(value)
+            batch[key] = torch.cat(rows)
+        return batch
