@@ -67,7 +67,7 @@ def summarise(results: pd.DataFrame, seed: int) -> dict:
 def main() -> None:
     from tasks.common.params import Verifiers, load_params
     from tasks.common.prompts import load_prompts, problem_messages
-    from tasks.evaluate.loglik import label_sets, problem_options, score_modes
+    from tasks.evaluate.loglik import label_sets, scorable, score_modes
     from tasks.evaluate.stats import paired_bootstrap
     from tasks.lm.generate import generate
     from tasks.lm.modeling import load_model, load_tokenizer
@@ -84,9 +84,8 @@ def main() -> None:
     mode = args.mode or params.evaluate.loglik_mode
     problems = pd.read_parquet(args.problems)
     labels = label_sets(problems)
-    test = problems[problems["split"] == "test"]
-    test = test[[problem_options(r, labels).scorable and has_omics(r["prompt"])
-                 for r in test.to_dict("records")]].sort_values("id").reset_index(drop=True)
+    test = scorable(problems, labels)
+    test = test[test["prompt"].map(has_omics)].reset_index(drop=True)
     prompts = load_prompts(params.annotate.prompts_dir if params.annotate else None)
     conditions = {"as_is": test["prompt"], "blank_omics": test["prompt"].map(blank_omics),
                   "prior_only": test["prompt"].map(options_only)}

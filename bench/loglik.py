@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.evaluate.loglik import (contexts, label_sets, naive_scores, problem_options,
+from tasks.evaluate.loglik import (contexts, label_sets, naive_scores, problem_options, scorable,
                                    score_options)
 
 
@@ -54,9 +54,8 @@ def main() -> None:
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     problems = pd.read_parquet(args.problems)
     labels = label_sets(problems)
-    test = problems[problems["split"] == "test"]
-    ok = [problem_options(r, labels).scorable for r in test.to_dict("records")]
-    chosen = test[ok].sample(n=min(args.n, sum(ok)), random_state=args.seed)
+    test = scorable(problems, labels)
+    chosen = test.sample(n=min(args.n, len(test)), random_state=args.seed)
     options = [list(problem_options(r, labels).options) for r in chosen.to_dict("records")]
     fast = slow = None
     with tempfile.TemporaryDirectory() as tmp:

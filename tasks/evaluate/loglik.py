@@ -136,6 +136,23 @@ def problem_options(row: Any, labels: Mapping[str, Sequence[str]] | None = None)
     return Options(opts, _gold(opts, answer))
 
 
+def scorable(problems: pd.DataFrame, labels: Mapping[str, Sequence[str]] | None = None,
+             split: str = "test") -> pd.DataFrame:
+    """The problems of ``split`` that have a closed option set, sorted by id (what the headline
+    and the benchmarks score; ``labels`` default to :func:`label_sets` of ``problems``).
+
+    >>> df = pd.DataFrame({"id": ["b", "a", "c"], "family": ["f"] * 3, "split": ["test", "test", "train"],
+    ...                    "answer_type": ["yes_no", "gene_set", "yes_no"], "answer": ["yes", "A1", "no"],
+    ...                    "choices": [[], [], []]})
+    >>> scorable(df)["id"].tolist()
+    ['b']
+    """
+    labels = label_sets(problems) if labels is None else labels
+    rows = problems[problems["split"] == split]
+    keep = [problem_options(r, labels).scorable for r in rows.to_dict("records")]
+    return rows[keep].sort_values("id").reset_index(drop=True)
+
+
 def continuation(option: str, tag: str = "answer") -> str:
     return f"{option}</{tag}>"
 

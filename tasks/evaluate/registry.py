@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +158,7 @@ def decide(challenger: dict, champion: dict | None, margin: float) -> tuple[bool
     return False, f"refused: {said} does not beat {versus} (lower end must exceed {margin})"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Decision:
     promoted: bool
     reason: str
@@ -186,10 +186,8 @@ def promote(name: str, margin: float = 0.0, client: Any = None, dry_run: bool = 
         if ok and not dry_run:
             client.set_registered_model_alias(name, CHAMPION, challenger.version)
         decision = Decision(ok, reason, challenger_v, challenger_v if ok else champion_v)
-    if dry_run:
-        decision.reason = f"dry run: {decision.reason}"
-        decision.champion = champion_v
-        return decision
+    if dry_run:  # the champion stays what it is
+        return replace(decision, reason=f"dry run: {decision.reason}", champion=champion_v)
     client.set_model_version_tag(name, challenger_v, "promotion", decision.reason)
     client.set_registered_model_tag(name, "last_promotion",
                                     json.dumps({"challenger": decision.challenger,
