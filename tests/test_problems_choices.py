@@ -1,7 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from tasks.problems.choices import PositionDealer, arrange, draw_distractors, same_split, surface_cue_accuracy
+from tasks.problems.choices import (PositionDealer, arrange, draw_by_rank, draw_distractors, same_split,
+                                   surface_cue_accuracy)
 from tasks.problems.records import lettered
 
 
@@ -67,3 +68,37 @@ def test_audit_finds_distractors_from_the_other_split_and_same_split_removes_the
     assert leaky["accuracy"] < 0.1, leaky
     fair = [surface_cue_accuracy(*_entity_mc(np.random.default_rng(s), True))["accuracy"] for s in range(5)]
     assert abs(np.mean(fair) - 0.25) < 0.12, fair
+
+
+def _band_mc(n, rng, by_rank):
+    """Options are strings of random lengths; distractors come from a band around the answer's
+    length, either at random (the answer is then mostly a middle length) or by a dealt rank."""
+    deal, ranks, rows = PositionDealer(4, rng), PositionDealer(4, rng), []
+    for i in range(n):
+        size = int(rng.integers(1000, 2000))  # lengths seldom equal: ties are another cue
+        band = [int(x) for x in rng.integers(int(size * 0.8), int(size * 1.2), 40)]
+        if by_rank:
+            picked, _ = draw_by_rank(band, band, size, 3, ranks(), rng)
+        else:
+            picked = [int(x) for x in rng.choice(band, 3, replace=False)]
+        # distinct texts of the drawn lengths (equal lengths must not make equal options)
+        answer, *others = [f"{i}.{j}.".ljust(n, "x") for j, n in enumerate([size, *picked])]
+        opts = arrange(answer, others, deal())
+        rows.append({"prompt": f"Which {i}?\n{lettered(opts)}", "answer": answer, "choices": opts})
+    return pd.DataFrame(rows)
+
+
+def test_audit_finds_a_middle_length_answer_and_dealt_ranks_remove_it():
+    """Distractors of similar length, drawn at random, make the answer the shortest or the longest
+    option only about a third as often as chance: the audit sees it, and ranks dealt by
+    ``draw_by_rank`` leave nothing to see."""
+    rng = np.random.default_rng(0)
+    middle = surface_cue_accuracy(_band_mc(400, rng, False), _band_mc(400, rng, False))
+    assert middle["accuracy"] > 0.35, middle
+    dealt = surface_cue_accuracy(_band_mc(400, rng, True), _band_mc(400, rng, True))
+    assert abs(dealt["accuracy"] - 0.25) < 0.06, dealt
+    for by_rank in (False, True):
+        ranks = _band_mc(200, rng, by_rank).apply(  # equal lengths (rare) count as shorter
+            lambda r: sorted(map(len, r["choices"])).index(len(r["answer"])), axis=1)
+        extremes = np.bincount(ranks, minlength=4)[[0, 3]]
+        assert extremes.min() >= 40 if by_rank else extremes.max() < 35, (by_rank, extremes)

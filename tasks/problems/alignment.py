@@ -5,7 +5,11 @@ another codon table's model, e.g. table 4 for Mycoplasma, are skipped and counte
 pyrodigal/pyhmmer wheels; only complete genes (both ends inside the contig) without ambiguous
 bases are used, and Biopython's translation with the bacterial codon table (11, with alternative
 start codons read as Met) must equal pyrodigal's protein. Distractors are proteins of other
-genes of similar length (within ``length_tolerance``), so length alone does not give the answer.
+genes of similar length (within ``length_tolerance``), so length alone does not give the answer,
+near neighbours in length with its length rank among the options dealt uniformly
+(``choices.draw_by_rank``): drawn at random from a band around the answer's length, the answer
+was the shortest or the longest option in 13 of 71 test problems (chance: 36), and a model
+scoring options by their likelihood (which favours short strings) picked against it.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from Bio import SeqIO
 from Bio.Data.CodonTable import TranslationError
 from Bio.Seq import Seq
 
-from tasks.problems.choices import PositionDealer, UsageBalancer, arrange, same_split
+from tasks.problems.choices import PositionDealer, UsageBalancer, arrange, draw_by_rank, same_split
 from tasks.problems.records import lettered, problem
 
 QUESTION = ("Which protein does this bacterial coding sequence encode "
@@ -95,17 +99,19 @@ def dna_to_protein_problems(genes: pd.DataFrame, split_of: dict[str, str], n_gen
     chosen = genes.iloc[np.sort(rng.permutation(len(genes))[:n_genes])].reset_index(drop=True)
     lengths = chosen["protein"].str.len().to_numpy()
     split = np.array([split_of[f"cds:{g}"] for g in chosen["gene_id"]])
-    deal, balancer = PositionDealer(n_choices, rng), UsageBalancer()
-    rows, stats = [], {"no_length_matched_distractors": 0}
+    deal, deal_rank, balancer = PositionDealer(n_choices, rng), PositionDealer(n_choices, rng), UsageBalancer()
+    rows, stats = [], {"no_length_matched_distractors": 0, "length_rank_moved": 0}
     for i, gene in chosen.iterrows():
         near = np.flatnonzero(np.abs(lengths - lengths[i]) <= tolerance * lengths[i])
         near = np.array(same_split(near[near != i], split.__getitem__, split[i]), dtype=int)
         if len(near) < n_choices - 1:
             stats["no_length_matched_distractors"] += 1
             continue
-        w = balancer.weights(near)
-        picked = rng.choice(near, size=n_choices - 1, replace=False, p=w / w.sum())
-        balancer.record(picked.tolist())
+        rank = deal_rank()
+        picked, used = draw_by_rank(near.tolist(), lengths[near], lengths[i], n_choices - 1, rank, rng,
+                                    balancer.weights(near), width=6)
+        stats["length_rank_moved"] += int(used != rank)
+        balancer.record(picked)
         tagged = [f"<protein>{chosen.at[j, 'protein']}</protein>" for j in picked]
         answer = f"<protein>{gene['protein']}</protein>"
         options = arrange(answer, tagged, deal())

@@ -3,8 +3,8 @@
 Distractors are drawn in proportion to how often each option is itself a right answer, so an
 option's text says nothing about whether it is right; answer positions are dealt from shuffled
 blocks of all positions, so every letter is right equally often. :func:`surface_cue_accuracy`
-checks both claims: a logistic regression on features of each choice alone (length, length rank,
-position, word overlap with the prompt, how often the text is an option, how often it is a right
+checks both claims: a logistic regression on features of each choice alone (length, length rank
+and how far it is from the middle, position, word overlap with the prompt, how often the text is an option, how often it is a right
 answer in the train split) should stay at chance, above or below. The last feature is the prior a
 model learns from its training answers; :func:`same_split` keeps it from being a cue, as options
 named after entities are drawn from the problem's own split only (a test entity is never a train
@@ -100,6 +100,44 @@ def words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower()))
 
 
+def draw_by_rank(candidates, sizes, size: float, k: int, rank: int, rng: np.random.Generator,
+                 weights=None, width: int = 1) -> tuple[list, int] | None:
+    """``k`` distractors from ``candidates`` (parallel ``sizes``) such that the answer (``size``)
+    is ``rank``-th from the smallest option: ``rank`` of the ``width * rank`` nearest smaller
+    candidates and ``k - rank`` of the ``width * (k - rank)`` nearest larger ones (ties on a random
+    side), drawn by ``weights`` (for example ``UsageBalancer``'s, so that no candidate is offered
+    far more often than others: how often a text is an option would say it is not the answer).
+    Drawn at random from a band around the answer's size instead, the answer would be the band's
+    centre and mostly a middle size, and a model scoring options by likelihood (which favours
+    short strings) would pick against it. When ``rank`` cannot be had (too few smaller or larger),
+    the nearest rank that can; returns the picks and the rank used, or None when there are fewer
+    than ``k`` candidates.
+
+    >>> rng = np.random.default_rng(0)
+    >>> picks, used = draw_by_rank(["a", "b", "c", "d", "e"], [1, 2, 4, 5, 6], 3, 3, 1, rng)
+    >>> sorted(picks), used
+    (['b', 'c', 'd'], 1)
+    >>> draw_by_rank(["a", "b", "c", "d"], [1, 2, 4, 5], 3, 3, 0, rng)[1]  # only two are larger
+    1
+    """
+    candidates, sizes = list(candidates), np.asarray(sizes, dtype=float)
+    if len(candidates) < k:
+        return None
+    ties = sizes == size
+    smaller = (sizes < size) | (ties & (rng.random(len(sizes)) < 0.5))
+    order = np.lexsort((rng.random(len(sizes)), sizes))  # by size, ties in random order
+    below, above = order[smaller[order]], order[~smaller[order]]
+    feasible = [r for r in range(k + 1) if len(below) >= r and len(above) >= k - r]
+    used = min(feasible, key=lambda r: (abs(r - rank), r))
+    w = np.ones(len(candidates)) if weights is None else np.asarray(weights, dtype=float)
+    picks = []
+    for pool, n in ((below[::-1], used), (above, k - used)):  # nearest first
+        pool = pool[:width * n]
+        if n:
+            picks += list(rng.choice(pool, size=n, replace=False, p=w[pool] / w[pool].sum()))
+    return [candidates[i] for i in picks], used
+
+
 def same_split(candidates, split_of_candidate, split: str) -> list:
     """The candidates in ``split`` (``split_of_candidate(c)`` names each one's split): the pool of
     distractors named after split entities (motifs, genes, diseases, CDSs).
@@ -120,7 +158,7 @@ def _choice_features(df: pd.DataFrame, train_answers: Counter) -> tuple[np.ndarr
         ranks = lengths.argsort().argsort() / max(len(choices) - 1, 1)
         for i, c in enumerate(choices):
             overlap = word_overlap(c, question)
-            rows.append([np.log1p(len(c)), ranks[i], i / max(len(choices) - 1, 1),
+            rows.append([np.log1p(len(c)), ranks[i], abs(ranks[i] - 0.5), i / max(len(choices) - 1, 1),
                          float(i == 0), float(i == len(choices) - 1), overlap,
                          np.log1p(option_counts[c]), (lengths[i] - lengths.mean()) / (lengths.std() + 1),
                          np.log1p(train_answers[c])])
