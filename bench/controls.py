@@ -11,7 +11,10 @@ generates the checkpoint's own reasoning for each condition):
 * ``blank_omics``: every omics span of the question emptied (``<cell></cell>``), options kept, so
   the score must fall to chance if the model reads the data rather than the wording;
 * ``prior_only``: the question removed altogether (only the answer-format line is left), so the
-  options are ranked by the model's prior alone.
+  options are ranked by the model's prior alone;
+* ``fewest_tokens``: no model, the option with the fewest tokens: what a scorer that only
+  favours short options (a summed log-likelihood does) would get. Where the checkpoint's picks
+  follow it, its accuracy says more about the options' lengths than about the data.
 
 Prints one JSON line: per condition the mean accuracy over families with its bootstrap interval
 and the mean chance, and per family accuracy; plus the paired difference as_is - blank_omics.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 
+import numpy as np
 import pandas as pd
 
 from tasks.common.prompts import OMICS_SPAN, OPTION_LINE
@@ -104,6 +108,11 @@ def main() -> None:
                                                   settings=params.generation)]
         rows[name] = score_modes(model, tokenizer, variant, chats, completions, labels, tag, modes=(mode,))
         out[name] = summarise(rows[name], seed)
+    shortest = rows["as_is"].copy()
+    ok = shortest["scorable"].astype(bool)
+    shortest.loc[ok, "correct"] = [int(np.argmin(n)) == g for n, g in
+                                   zip(shortest.loc[ok, "n_tokens"], shortest.loc[ok, "gold"])]
+    out["fewest_tokens"] = summarise(shortest, seed)
     a, b = (rows[c][rows[c]["scorable"].astype(bool)].sort_values("problem_id") for c in ("as_is", "blank_omics"))
     diff = paired_bootstrap(a["correct"].astype(bool).to_numpy(), b["correct"].astype(bool).to_numpy(),
                             a["family"].to_numpy(), seed=seed).iloc[-1]
