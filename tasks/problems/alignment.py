@@ -5,10 +5,10 @@ another codon table's model, e.g. table 4 for Mycoplasma, are skipped and counte
 pyrodigal/pyhmmer wheels; only complete genes (both ends inside the contig) without ambiguous
 bases are used, and Biopython's translation with the bacterial codon table (11, with alternative
 start codons read as Met) must equal pyrodigal's protein. Distractors are proteins of other
-genes of similar length (within ``length_tolerance``), so length alone does not give the answer,
-near neighbours in length with its length rank among the options dealt uniformly
-(``choices.draw_by_rank``): drawn at random from a band around the answer's length, the answer
-was the shortest or the longest option in 13 of 71 test problems (chance: 36), and a model
+genes of similar length (within ``length_tolerance``), so length alone does not give the answer:
+they are the answer's near neighbours in length, with its length rank among the options dealt
+uniformly (``choices.draw_by_rank``). Drawn at random from a band around the answer's length, the
+answer was the shortest or the longest option in 13 of 71 test problems (chance: 36), and a model
 scoring options by their likelihood (which favours short strings) picked against it.
 """
 from __future__ import annotations

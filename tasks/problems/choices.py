@@ -4,12 +4,13 @@ Distractors are drawn in proportion to how often each option is itself a right a
 option's text says nothing about whether it is right; answer positions are dealt from shuffled
 blocks of all positions, so every letter is right equally often. :func:`surface_cue_accuracy`
 checks both claims: a logistic regression on features of each choice alone (length, length rank
-and how far it is from the middle, position, word overlap with the prompt, how often the text is an option, how often it is a right
-answer in the train split) should stay at chance, above or below. The last feature is the prior a
-model learns from its training answers; :func:`same_split` keeps it from being a cue, as options
-named after entities are drawn from the problem's own split only (a test entity is never a train
-answer, so train entities among a test problem's distractors would mark them as wrong, and a
-model that learnt the train answers would pick against the right one).
+and how far it is from the middle, position, word overlap with the prompt, how often the text is
+an option, how often it is a right answer in the train split) should stay at chance, above or
+below. The last feature is the prior a model learns from its training answers; :func:`same_split`
+keeps it from being a cue, as options named after entities are drawn from the problem's own split
+only (a test entity is never a train answer, so train entities among a test problem's distractors
+would mark them as wrong, and a model that learnt the train answers would pick against the right
+one).
 
 >>> rng = np.random.default_rng(0)
 >>> deal = PositionDealer(4, rng)
