@@ -4,8 +4,8 @@
 
 Each seed is one DVC experiment (``dvc exp run -S base.seed=N -S base.profile=P``), run one after
 the other in the workspace (every stage whose params depend on the seed reruns: the splits, the
-traces, every training run). Afterwards the headline numbers are read from each experiment
-(``dvc exp show --json``) and printed as one JSON line: per metric the values, mean, standard
+traces, every training run). Afterwards the headline numbers are read from each experiment's
+commit (``git show <rev>:reports/...``, the detailed reports are tracked by git) and printed as one JSON line: per metric the values, mean, standard
 deviation and range, and per seed whether sft beat pretrain with the paired interval above 0.
 The experiments are removed afterwards unless ``--keep`` (``dvc exp apply`` one to inspect it).
 Cost: one full ``dvc repro`` per seed (about 30 minutes each on 2 CPU cores for the default
@@ -66,11 +66,10 @@ def main() -> None:
     per_exp = {}
     for entry in shown:
         for exp in entry.get("experiments") or []:
-            name = exp.get("name")
-            revs = exp.get("revs") or [{}]
-            data = revs[0].get("data", {}) or {}
-            per_exp[name] = {path: (data.get("metrics", {}).get(path, {}) or {}).get("data", {})
-                             for path in HEADLINES}
+            rev = (exp.get("revs") or [{}])[0].get("rev")
+            if exp.get("name") in names.values() and rev:
+                per_exp[exp["name"]] = {path: json.loads(run(["git", "show", f"{rev}:{path}"]))
+                                        for path in HEADLINES}
     out = {"profile": args.profile, "seeds": args.seeds, "metrics": {}, "sft_beats_pretrain": {}}
     for path, keys in HEADLINES.items():
         for key in keys:

@@ -129,7 +129,10 @@ def annotate_flow() -> None:
         REPORTS.mkdir(parents=True, exist_ok=True)
         write_csv(rates, REPORTS / "accept_rates.csv")
         write_json(metrics, REPORTS / "metrics.json")
+        summary = {"accept_rate": metrics["accept_rate"], "traces": metrics["sft_examples"]}
+        write_json(summary, REPORTS / "summary.json")
         run.log_metrics(metrics)
+        run.publish(summary)
         run.log_figure(fig, "annotate_accept_rate.png")
         plt.close(fig)
         run.log_table(traces, "traces", rows=20)

@@ -99,7 +99,10 @@ def corpus_flow() -> None:
             "per_source": {s: {k: int(v) for k, v in row.items()} for s, row in per_source.iterrows()},
         }
         write_json(metrics, REPORTS / "metrics.json")
+        summary = {"documents": metrics["documents"]}
+        write_json(summary, REPORTS / "summary.json")
         run.log_metrics(metrics)
+        run.publish(summary)
         for name, df in tables.items():
             run.log_table(df, name, rows=5)
         run.log_table(documents.sample(min(20, len(documents)), random_state=params.base.seed),

@@ -35,13 +35,13 @@ from tasks.evaluate import biomni_eval, comparison, loglik, registry
 from tasks.common import schemas
 from tasks.evaluate import scoring as ev
 from tasks.common.errors import InputError, run_stage
-from tasks.evaluate.report import accuracy_figure, accuracy_frames, report_markdown, subset_baselines
+from tasks.evaluate.report import comparison_figure, comparison_frame, report_markdown, subset_baselines
 from tasks.lm.generate import generate, next_token_probs, renormalise
 from tasks.lm.modeling import load_model, load_tokenizer, render_chat
 from tasks.common.params import Annotate, Verifiers, load_params
 from tasks.common.prompts import load_prompts, problem_messages
-from tasks.common.storage import atomic_path, read_table, write_json, write_table
-from tasks.common.tracking import _git_commit, stage_run
+from tasks.common.storage import atomic_path, read_table, write_csv, write_json, write_table
+from tasks.common.tracking import git_state, stage_run
 from tasks.common.answers import claimed_text
 
 PROBLEMS = Path("data/problems/problems.parquet")
@@ -152,7 +152,7 @@ def register_final(params, metrics: dict, scored_options: pd.DataFrame) -> dict 
                                                       if f in majority] or [np.nan])),
                               seed=params.base.seed)
     folder = e.checkpoints[final]
-    tags = {"checkpoint": final, "model_dir": folder, "git_commit": _git_commit(),
+    tags = {"checkpoint": final, "model_dir": folder, "git_commit": git_state()[0],
             "dvc_md5": registry.dvc_md5(folder), "profile": params.base.profile,
             **{f"eval.{k}": str(v) for k, v in summary.items() if not isinstance(v, dict)},
             "eval_summary": json.dumps({f: v["accuracy"] for f, v in summary["families"].items()}),
@@ -226,23 +226,26 @@ def evaluate_flow() -> None:
         table = report_markdown(metrics, "\n".join(
             comparison.loglik_markdown(m["loglik"], m["paired"], metrics["fitted_baselines"], mode)
             for mode, m in by_mode.items()))
-        frames = accuracy_frames(metrics)
-        with atomic_path(REPORTS / "plots") as folder:
-            folder.mkdir()
-            for name, frame in frames.items():
-                frame.to_csv(folder / f"accuracy_{name}.csv", index=False)
+        frame = comparison_frame(metrics)
+        write_csv(frame, REPORTS / "accuracy.csv")
         with atomic_path(REPORTS / "table.md") as tmp:
             tmp.write_text(table)
         write_json(metrics, REPORTS / "metrics.json")
+        headline = final_checkpoint(params) or list(e.checkpoints)[-1]
+        summary = {"accuracy": metrics["loglik"][headline]["mean_accuracy"],
+                   "chance": metrics["loglik"][headline]["mean_chance"],
+                   "format": metrics["checkpoints"].get(headline, {}).get("format_rate")}
+        write_json(summary, REPORTS / "summary.json")
 
         run.log_metrics({c: {k: v for k, v in m.items() if k != "biomni"}
                          for c, m in metrics["checkpoints"].items()})
         run.log_metrics({"loglik": by_mode})
         run.log_text(table, "evaluate/table.md")
         run.log_table(predictions.drop(columns=["completion"]), "evaluate_predictions", rows=50)
-        fig = accuracy_figure(frames)
+        fig = comparison_figure(frame)
         run.log_figure(fig, "evaluate_accuracy.png")
         plt.close(fig)
+        run.publish(summary, table)
         print(table)
 
 

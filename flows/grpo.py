@@ -173,7 +173,12 @@ def grpo_flow() -> None:
             run.log_table(scored, "heldout_completions", rows=min(len(scored), 40))
 
         write_json(metrics, REPORTS / "metrics.json")
+        summary = {k: round(val, 4) for k, val in (
+            ("train_loss", metrics.get("offline", {}).get("train_loss")),
+            ("reward", metrics.get("online", {}).get("reward_mean"))) if val is not None}
+        write_json(summary, REPORTS / "summary.json")
         run.log_metrics({k: val for k, val in metrics.items() if k not in ("prompts_too_long",)})
+        run.publish(summary)
         run.log_artifact(REPORTS / "reward.csv", "reports")
         shutil.rmtree(work)
 

@@ -98,12 +98,17 @@ def limit() -> None:
                           for r in rows} for name, rows in results.items()}
         metrics["free_embedding"] = {"critical_n": {str(d): n for d, n in curve.items()}, "fit": fit}
         metrics["skipped"] = skipped
+        # the generated set's headline: LIMIT's point is a dense embedding losing to BM25 at top-2
+        summary = {f"{kind}_recall@2": metrics[vocab.name][name]["recall_at_2"]
+                   for kind, name in (("bm25", "bm25"), ("dense", f"dense@{max(cfg.dims)}"))
+                   if name in metrics[vocab.name]}
         figures = {family: limit_report.plot_recall_vs_dim(results, family)
                    for family in limit_report.CURVE_FAMILIES if any(r["family"] == family
                                                                      for rows in results.values() for r in rows)}
         with atomic_path(REPORT_DIR) as tmp:  # the whole report folder appears at once, or not at all
             tmp.mkdir()
             write_json(metrics, tmp / "metrics.json")
+            write_json(summary, tmp / "summary.json")
             (tmp / "table.md").write_text(table_md)
             (tmp / "report.md").write_text(limit_report.report_markdown(results, skipped, curve, fit, sizes, table_md))
             limit_report.write_curves(results, tmp / "plots")
@@ -114,10 +119,11 @@ def limit() -> None:
         run.log_metrics({name: {_metric_name(r["retriever"]): {k: v for k, v in r.items()
                                                               if k.startswith(("recall", "ndcg"))}
                                 for r in rows} for name, rows in results.items()})
-        run.log_metrics({f"free_embedding.critical_n.d{d}": n for d, n in curve.items()})
+        run.log_metrics({"free_embedding": {"critical_n": {f"d{d}": n for d, n in curve.items()}}})
         for family, fig in figures.items():
             run.log_figure(fig, f"recall_vs_dim_{family}.png")
         run.log_text(table_md, "table.md")
+        run.publish(summary, table_md)
         run.log_artifact(REPORT_DIR, "reports")
         for name, rows in results.items():
             run.log_table(pd.DataFrame(rows), f"limit_{name}", rows=len(rows))

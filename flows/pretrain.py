@@ -122,7 +122,10 @@ def pretrain_flow() -> None:
         write_csv(train_curve, REPORTS / "loss.csv")
         write_csv(eval_curve, REPORTS / "eval_loss.csv")
         write_json(metrics, REPORTS / "metrics.json")
+        summary = {"eval_loss": round(metrics["eval_loss_after"], 4), "train_loss": round(metrics["train_loss"], 4)}
+        write_json(summary, REPORTS / "summary.json")
         run.log_metrics({k: v for k, v in metrics.items() if k != "per_source"})
+        run.publish(summary)
 
         fig, ax = plt.subplots(figsize=(7, 3.5))
         ax.plot(train_curve["step"], train_curve["train_loss"], label="train")

@@ -167,6 +167,8 @@ def problems_flow() -> None:
                    "prompt_tokens": lengths, "prompt_tokenizer": "regex \\w+|[^\\w\\s]",
                    "surface_cue": surface, "generation": stats}
         write_json(metrics, REPORTS / "metrics.json")
+        summary = {"problems": len(table), "test": metrics["counts"]["per_split"].get("test", 0)}
+        write_json(summary, REPORTS / "summary.json")
         write_json({"families": family_base, "perturbqa_per_gene_auroc": perturb_base},
                    REPORTS / "baselines.json")
         write_csv(histogram, REPORTS / "prompt_lengths.csv")
@@ -180,6 +182,7 @@ def problems_flow() -> None:
         run.log_metrics({"counts": metrics["counts"], "surface_cue": surface,
                          "baselines": family_base, "perturbqa": perturb_base})
         run.log_artifact(REPORTS / "metrics.json")
+        run.publish(summary)
         run.log_artifact(REPORTS / "baselines.json")
         for family in FAMILIES:
             run.log_table(table[table["family"] == family].head(p.samples_per_family), f"problems_{family}",

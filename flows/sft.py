@@ -88,8 +88,11 @@ def sft_flow() -> None:
         }
         write_csv(curve, REPORTS / "loss.csv")
         write_json(metrics, REPORTS / "metrics.json")
-        run.log_metrics({"sft": metrics["phases"]})
-        run.log_metrics({"sft/final_train_loss": metrics["final_train_loss"]})
+        summary = {"train_loss": round(metrics["final_train_loss"], 4),
+                   "dropped": sum(ph.get("dropped_overlength", 0) for ph in done.values())}
+        write_json(summary, REPORTS / "summary.json")
+        run.log_metrics({"phases": metrics["phases"], "final_train_loss": metrics["final_train_loss"]})
+        run.publish(summary)
         run.log_text("\n\n".join(f"{n}: {ph['first_trained_text']!r}" for n, ph in done.items()),
                      "samples/sft_trained_tokens.txt")
 

@@ -165,8 +165,11 @@ def textify() -> dict:
         lengths = {"cells": cell_chars, "dna": dna_df["text"].str.len().to_numpy(),
                    "proteins": protein_df["text"].str.len().to_numpy()}
         write_json(metrics, REPORTS / "metrics.json")
+        summary = {"cells": cells["cells_out"], "windows": dna["windows"], "proteins": proteins["proteins"]}
+        write_json(summary, REPORTS / "summary.json")
         write_csv(length_histogram(lengths), REPORTS / "lengths.csv")
         run.log_metrics(metrics)
+        run.publish(summary)
         run.log_table(cell_sample, "cells")
         run.log_table(dna_df, "dna")
         run.log_table(protein_df, "proteins")

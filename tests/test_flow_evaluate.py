@@ -66,8 +66,13 @@ def test_evaluate_flow_table_predictions_registry_and_promote(mlflow_uri, tiny_b
     assert "## Log-likelihood accuracy per family, reasoned" in table and "| sft - base | **mean over families**" in table
     assert "## Log-likelihood accuracy per family, direct" in table
     assert "| family | base | sft | majority | random | n |" in table
-    assert sorted(p.name for p in (tmp_path / "reports/evaluate/plots").iterdir()) == [
-        "accuracy_base.csv", "accuracy_majority.csv", "accuracy_random.csv", "accuracy_sft.csv"]
+    compared = pd.read_csv(tmp_path / "reports/evaluate/accuracy.csv")
+    assert set(compared["checkpoint"]) == {"base", "sft", "chance", "majority"}
+    assert compared.loc[(compared["checkpoint"] == "sft") & (compared["family"] == "mean"),
+                        "accuracy"].item() == metrics["loglik"]["sft"]["mean_accuracy"]
+    summary = json.loads((tmp_path / "reports/evaluate/summary.json").read_text())
+    assert summary == {"accuracy": metrics["loglik"]["sft"]["mean_accuracy"],
+                       "chance": metrics["loglik"]["sft"]["mean_chance"], "format": sft["format_rate"]}
 
     client = MlflowClient(mlflow_uri)
     version = client.get_model_version_by_alias("omicsforge", "challenger")

@@ -43,6 +43,7 @@ def test_run_child_writes_run_json_and_launches_on_base_layout(tmp_path, monkeyp
                    "metrics_path": str(tmp_path / "metrics.json")}
     module, args, kwargs = calls[0]
     assert module == "tasks.train.sft" and args == ["--config", str(tmp_path / "run.json")]
+    assert kwargs.pop("on_line").key == "sft-progress"  # the child's progress lines reach Prefect
     assert kwargs == {"config_file": CPU_DDP, "gpus": 0, "log_file": tmp_path / "train.log",
                       "env": {"MLFLOW_RUN_ID": "abc", "MLFLOW_TRACKING_URI": "sqlite:///x.db"}}
 

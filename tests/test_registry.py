@@ -64,8 +64,13 @@ def test_registered_pyfunc_generates_offline(mlflow_uri, tiny_base):
     mlflow.set_tracking_uri(mlflow_uri)
     version = _register(tiny_base[0], [True, False])
     model = mlflow.pyfunc.load_model(f"models:/{NAME}/{version}")
-    out = model.predict(["<cell>CD3D, CD8A</cell>"], params={"max_new_tokens": 4})
+    chat = [{"role": "user", "content": "<cell>CD3D, CD8A</cell>"}]
+    out = model.predict(pd.DataFrame({"messages": [chat]}), params={"max_new_tokens": 4})
     assert len(out) == 1 and isinstance(out[0], str)
+    assert model.metadata.get_input_schema().input_names() == ["messages"]
+    registered = MlflowClient().get_registered_model(NAME)
+    assert registered.description.startswith("omicsforge checkpoints")
+    assert "mean accuracy" in MlflowClient().get_model_version(NAME, version).description
 
 
 def test_promote_without_challenger_is_a_clear_error(mlflow_uri):

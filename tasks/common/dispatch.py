@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -85,8 +85,10 @@ def gpu_slots(count: int, timeout_seconds: float | None = None) -> Iterator[None
 
 
 def launch(module: str, args: list[str], *, num_processes: int = 1, config_file: str | None = None,
-           gpus: int = 0, log_file: str | Path | None = None, env: dict[str, str] | None = None) -> None:
-    """Run ``module`` under accelerate; stream its output; raise LaunchError with the tail on failure."""
+           gpus: int = 0, log_file: str | Path | None = None, env: dict[str, str] | None = None,
+           on_line: Callable[[str], None] | None = None) -> None:
+    """Run ``module`` under accelerate; stream its output (each line also to ``on_line``); raise
+    LaunchError with the tail on failure."""
     cmd = accelerate_command(module, args, num_processes, config_file, cpu=gpus == 0)
     child_env = {**os.environ, **(env or {})}
     if gpus == 0:
@@ -115,6 +117,8 @@ def launch(module: str, args: list[str], *, num_processes: int = 1, config_file:
                 tail.append(line)
                 if log:
                     log.write(line)
+                if on_line:
+                    on_line(line)
             code = proc.wait()
         except BaseException:
             proc.kill()  # a cancelled flow must not leave a trainer holding the GPU

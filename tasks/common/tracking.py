@@ -41,19 +41,42 @@ def artifact_location(uri: str) -> str | None:
     return None
 
 
-def _git_commit() -> str:
+# Tracked files the stages themselves rewrite: a `dvc repro` changes them before later stages tag
+# their runs, so they do not make the checkout dirty.
+PIPELINE_WRITES = ("reports/", "dvc.lock")
+
+
+def git_state() -> tuple[str, bool]:
+    """The commit checked out (``unknown`` outside git) and whether tracked files other than
+    :data:`PIPELINE_WRITES` differ from it."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=PROJECT, capture_output=True, text=True).stdout.strip()
-        return out + ("-dirty" if dirty else "")
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                 cwd=PROJECT, capture_output=True, text=True).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return "unknown", False
+    return commit, any(not line[3:].startswith(PIPELINE_WRITES) for line in changed)
 
 
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``, the form MLflow params and metrics take.
+def metric_names(metrics: Mapping[str, Any], stage: str) -> dict[str, float]:
+    """The numeric leaves of ``metrics`` named ``<stage>/<key>/<key>``, the one scheme of every
+    stage's run (the training children log ``<stage>/<phase>/<metric>`` the same way).
+
+    >>> metric_names({"cells": {"cells_out": 700, "note": "x"}, "sft/loss": 1.5, "ok": True}, "textify")
+    {'textify/cells/cells_out': 700.0, 'textify/sft/loss': 1.5}
+    >>> metric_names({"sft/final_train_loss": 0.5}, "sft")
+    {'sft/final_train_loss': 0.5}
+    """
+    out = {}
+    for key, value in flatten(metrics, sep="/").items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key if key.startswith(f"{stage}/") else f"{stage}/{key}"] = float(value)
+    return out
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``, the form MLflow params take.
 
     >>> flatten({"cells": {"top_k": 200}, "seed": 0})
     {'cells.top_k': 200, 'seed': 0}
@@ -62,7 +85,7 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     for key, value in d.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}."))
+            out.update(flatten(value, f"{name}{sep}", sep))
         else:
             out[name] = value
     return out
@@ -79,11 +102,12 @@ class NullTracker:
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None: ...
     def log_figure(self, figure: Any, name: str) -> None: ...
     def log_text(self, text: str, name: str) -> None: ...
+    def publish(self, summary: Mapping[str, Any], markdown: str = "") -> None: ...
 
 
 class MlflowTracker(NullTracker):
-    def __init__(self, mlflow_module: Any, run_id: str):
-        self._mlflow, self.run_id = mlflow_module, run_id
+    def __init__(self, mlflow_module: Any, run_id: str, stage: str):
+        self._mlflow, self.run_id, self.stage = mlflow_module, run_id, stage
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         flat = {k: json.dumps(v) if isinstance(v, (list, dict)) else v
@@ -91,9 +115,7 @@ class MlflowTracker(NullTracker):
         self._mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        numeric = {k: float(v) for k, v in flatten(metrics).items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        self._mlflow.log_metrics(numeric, step=step)
+        self._mlflow.log_metrics(metric_names(metrics, self.stage), step=step)
 
     def log_table(self, df: pd.DataFrame, name: str, rows: int = 10) -> None:
         """A sample of a table (first ``rows`` rows) as an MLflow table artifact."""
@@ -116,10 +138,51 @@ class MlflowTracker(NullTracker):
     def log_text(self, text: str, name: str) -> None:
         self._mlflow.log_text(text, name)
 
+    def publish(self, summary: Mapping[str, Any], markdown: str = "") -> None:
+        """The stage's summary (``reports/<stage>/summary.json``, what `dvc metrics show` prints) as
+        ``<stage>/summary/<name>`` metrics and, in a Prefect flow run, a markdown artifact keyed
+        ``<stage>-summary`` that links the MLflow run; ``markdown`` (a table) is appended."""
+        self.log_metrics({"summary": summary})
+        if flow_run_id() is None:
+            return
+        from prefect.artifacts import create_markdown_artifact
+
+        rows = "\n".join(f"| {k} | {v} |" for k, v in flatten(summary, sep="/").items())
+        text = (f"# {self.stage}\n\nMLflow run `{self.run_id}` (experiment {EXPERIMENT}, "
+                f"{tracking_uri()})\n\n| summary | value |\n|---|---|\n{rows}\n\n{markdown}")
+        create_markdown_artifact(markdown=text, key=f"{self.stage}-summary",
+                                 description=f"{self.stage}: summary and MLflow run")
+
+
+def flow_run_id() -> str | None:
+    """The Prefect flow run this code runs in, or None (a unit test, a plain call)."""
+    from prefect.runtime import flow_run
+
+    return flow_run.id or None
+
+
+def name_flow_run(stage: str, commit: str, tags: list[str]) -> None:
+    """Name the enclosing Prefect flow run ``<stage>-<short commit>`` and add ``tags`` to it, so the
+    Prefect UI lists runs a person can find (Prefect names them at random)."""
+    run_id = flow_run_id()
+    if run_id is None:
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        current = client.read_flow_run(run_id)
+        client.update_flow_run(run_id, name=f"{stage}-{commit[:7]}",
+                               tags=sorted({*current.tags, *tags}))
+
 
 @contextmanager
 def stage_run(stage: str, params: Params) -> Iterator[MlflowTracker]:
-    """Open the MLflow run of one stage execution; params of the stage and base are logged."""
+    """Open the MLflow run of one stage execution; params of the stage and base are logged.
+
+    The run is tagged with the commit (``git_commit``, and ``git_dirty`` when tracked files other
+    than the pipeline's own reports differ from it), the profile and, in a Prefect flow run, its id;
+    the flow run is renamed ``<stage>-<short commit>`` and tagged with the stage, the profile and
+    ``mlflow:<run id>``."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
@@ -131,16 +194,21 @@ def stage_run(stage: str, params: Params) -> Iterator[MlflowTracker]:
             if err.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
     mlflow.set_experiment(EXPERIMENT)
+    commit, dirty = git_state()
     tags = {
         "stage": stage,
-        "git_commit": _git_commit(),
+        "git_commit": commit,
+        "git_dirty": str(dirty).lower(),
         "params_hash": params.section_hash(stage),
         "profile": params.base.profile,
     }
+    if flow_run_id():
+        tags["prefect_flow_run_id"] = str(flow_run_id())
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
     with mlflow.start_run(run_name=stage, tags=tags, log_system_metrics=True) as run:
-        tracker = MlflowTracker(mlflow, run.info.run_id)
+        tracker = MlflowTracker(mlflow, run.info.run_id, stage)
+        name_flow_run(stage, commit, [stage, f"profile:{params.base.profile}", f"mlflow:{run.info.run_id}"])
         section = getattr(params, stage).model_dump(mode="json")
         tracker.log_params({"base": params.base.model_dump(mode="json"), stage: section})
         yield tracker

@@ -54,6 +54,23 @@ def dvc_md5(folder: str | Path) -> str:
     return obj.hash_info.value
 
 
+def signature() -> Any:
+    """Input: a ``messages`` column, each a chat (``role``, ``content``); output: the reply text;
+    param ``max_new_tokens``. MLflow checks every ``predict`` call against it."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, Object, ParamSchema, ParamSpec, Property, Schema
+
+    chat = Array(Object([Property("role", "string"), Property("content", "string")]))
+    return ModelSignature(inputs=Schema([ColSpec(chat, "messages")]), outputs=Schema([ColSpec("string")]),
+                          params=ParamSchema([ParamSpec("max_new_tokens", "long", 256)]))
+
+
+DESCRIPTION = ("omicsforge checkpoints: a causal LM that reads omics as text (<cell>, <dna>, <protein>) and "
+               "answers biology problems, reasoning in <think> and answering in <answer>. Versions arrive as "
+               "`challenger` from the evaluate stage; `omicsforge promote` moves `champion` to one that beats "
+               "chance, the majority baseline and the current champion (tags gate.*).")
+
+
 class OmicsForgeModel(mlflow.pyfunc.PythonModel):
     """Greedy chat completions from the logged model folder (``artifacts["model"]``)."""
 
@@ -63,7 +80,8 @@ class OmicsForgeModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):  # noqa: ANN001  (MLflow reads hints as a schema)
         from tasks.lm.generate import generate
 
-        prompts = list(model_input["prompt"]) if hasattr(model_input, "columns") else list(model_input)
+        prompts = [[{"role": m["role"], "content": m["content"]} for m in chat]
+                   for chat in model_input["messages"]]
         max_new_tokens = int((params or {}).get("max_new_tokens", 256))
         completions = generate(self.model_dir, prompts, max_new_tokens=max_new_tokens,
                                temperature=0.0, engine="transformers")
@@ -76,9 +94,16 @@ def register(model_dir: str | Path, name: str, tags: dict[str, str], alias: str 
 
     info = mlflow.pyfunc.log_model(
         name="model", python_model=OmicsForgeModel(), artifacts={"model": str(model_dir)},
-        code_paths=[str(PROJECT / "tasks")], pip_requirements=["torch", "transformers", "mlflow"])
-    version = mlflow.register_model(info.model_uri, name, tags=tags)
+        code_paths=[str(PROJECT / "tasks")], pip_requirements=["torch", "transformers", "mlflow"],
+        signature=signature())
     client = MlflowClient()
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name, description=DESCRIPTION)
+    version = mlflow.register_model(info.model_uri, name, tags=tags)
+    client.update_model_version(name, version.version, description=(
+        f"checkpoint {tags.get('checkpoint', '?')} of commit {tags.get('git_commit', '?')[:7]}: log-likelihood "
+        f"mean accuracy {tags.get('gate.mean_accuracy', '?')} [{tags.get('gate.low', '?')}, "
+        f"{tags.get('gate.high', '?')}], chance {tags.get('gate.chance', '?')}"))
     client.set_registered_model_alias(name, alias, version.version)
     return str(version.version)
 

@@ -100,28 +100,45 @@ def report_markdown(metrics: dict, loglik_section: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
-def accuracy_frames(metrics: dict) -> dict[str, pd.DataFrame]:
-    """One (family, accuracy) table per checkpoint and baseline, for DVC's bar plots."""
-    families = sorted(metrics["problems"])
-    frames = {c: pd.DataFrame({"family": families,
-                               "accuracy": [m["families"][f]["accuracy"] for f in families]})
-              for c, m in metrics["checkpoints"].items()}
-    for k in ("majority", "random"):
-        frames[k] = pd.DataFrame({"family": families,
-                                  "accuracy": [metrics["baselines"][k].get(f) for f in families]})
-    return frames
+def comparison_frame(metrics: dict) -> pd.DataFrame:
+    """The headline log-likelihood accuracy of every checkpoint, with the fitted chance and majority
+    baselines, per family and as the mean over families: one long table (checkpoint as a column),
+    the evaluate stage's DVC plot and MLflow chart.
+
+    >>> fam = {"acc": 0.5, "low": 0.3, "high": 0.7}
+    >>> m = {"loglik": {"sft": {"families": {"a": fam}, "mean_accuracy": 0.5, "mean_chance": 0.25}},
+    ...      "fitted_baselines": {"majority": {"a": {"accuracy": 0.4, "low": 0.2, "high": 0.6}}}}
+    >>> comparison_frame(m)[["checkpoint", "family", "accuracy"]].values.tolist()
+    [['sft', 'a', 0.5], ['sft', 'mean', 0.5], ['majority', 'a', 0.4]]
+    """
+    rows = []
+    for name, result in metrics["loglik"].items():
+        rows += [{"checkpoint": name, "family": f, "accuracy": r["acc"], "low": r["low"], "high": r["high"]}
+                 for f, r in sorted(result["families"].items())]
+        rows.append({"checkpoint": name, "family": "mean", "accuracy": result["mean_accuracy"]})
+    for name in ("chance", "majority"):
+        rows += [{"checkpoint": name, "family": f, "accuracy": r["accuracy"], "low": r["low"], "high": r["high"]}
+                 for f, r in sorted(metrics["fitted_baselines"].get(name, {}).items())]
+    return pd.DataFrame(rows, columns=["checkpoint", "family", "accuracy", "low", "high"])
 
 
-def accuracy_figure(frames: Mapping[str, pd.DataFrame]):  # noqa: ANN201 (a matplotlib Figure)
+def comparison_figure(frame: pd.DataFrame):  # noqa: ANN201 (a matplotlib Figure)
+    """Grouped bars of :func:`comparison_frame`, one group per family, 95% intervals as whiskers."""
     import matplotlib.pyplot as plt
 
-    families = list(next(iter(frames.values()))["family"])
-    width = 0.8 / len(frames)
-    fig, ax = plt.subplots(figsize=(max(8, len(families) * 1.1), 4))
-    for i, (name, frame) in enumerate(frames.items()):
-        ax.bar(np.arange(len(families)) + i * width, frame["accuracy"].astype(float), width, label=name)
+    families = list(dict.fromkeys(frame["family"]))
+    names = list(dict.fromkeys(frame["checkpoint"]))
+    width = 0.8 / len(names)
+    fig, ax = plt.subplots(figsize=(max(8, len(families) * 1.2), 4.5))
+    for i, name in enumerate(names):
+        part = frame[frame["checkpoint"] == name].set_index("family").reindex(families)
+        x = np.arange(len(families)) + i * width
+        err = np.vstack([part["accuracy"] - part["low"], part["high"] - part["accuracy"]])
+        ax.bar(x, part["accuracy"].astype(float), width, label=name,
+               yerr=np.nan_to_num(err.astype(float)), capsize=2, error_kw={"lw": 0.6})
     ax.set_xticks(np.arange(len(families)) + 0.4 - width / 2, families, rotation=30, ha="right")
-    ax.set(ylabel="accuracy", ylim=(0, 1), title="test accuracy per family")
-    ax.legend(fontsize=8, ncol=2)
+    ax.set(ylabel="accuracy (option log-likelihood)", ylim=(0, 1),
+           title="test accuracy per family and checkpoint, 95% intervals")
+    ax.legend(fontsize=8, ncol=3)
     fig.tight_layout()
     return fig

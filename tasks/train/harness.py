@@ -43,6 +43,7 @@ from typing import Any
 from tasks.common import dispatch
 from tasks.common.params import Base, Params
 from tasks.common.tracking import tracking_uri
+from tasks.train.progress import PrefectProgress
 
 SCRATCH = Path("scratch")
 
@@ -100,5 +101,6 @@ def run_child(stage: str, work: Path, cfg: dict[str, Any], base: Base,
     # An empty MLFLOW_RUN_ID (no run_id) overrides an inherited one: the child then logs nothing.
     dispatch.launch(f"tasks.train.{stage}", ["--config", str(work / "run.json")],
                     config_file=base.accelerate_config, gpus=base.gpus, log_file=work / "train.log",
-                    env={"MLFLOW_RUN_ID": run_id or "", "MLFLOW_TRACKING_URI": tracking_uri()})
+                    env={"MLFLOW_RUN_ID": run_id or "", "MLFLOW_TRACKING_URI": tracking_uri()},
+                    on_line=PrefectProgress(stage))
     return json.loads((work / "metrics.json").read_text())

@@ -18,6 +18,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from tasks.train.progress import progress_line
+
 SKIPPED = ("step", "epoch")
 
 
@@ -57,5 +59,7 @@ class MlflowLog(TrainerCallback):
                 self.log(entry, entry.get("step", 0))
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+        if state.is_world_process_zero:  # the parent turns this line into Prefect progress
+            print(progress_line(self.prefix, state.global_step, state.max_steps), flush=True)
         if self.client and state.is_world_process_zero and logs:
             self.log(logs, state.global_step)
