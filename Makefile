@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 # pip prints a warning per package for local index folders it cannot read; they are noise here.
 PIP_QUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: setup run test test-fast check-lock bench clean-env
+.PHONY: setup run test test-fast check-lock bench clean-env plots screenshots
 
 setup: $(STAMP)
 
@@ -59,6 +59,16 @@ bench: setup .venv-c2s/bin/python
 
 clean-env:
 	rm -rf $(VENV)
+
+# Every DVC plot on one page that opens offline (dvc_plots/index.html; Vega fetched once with npm).
+plots: setup
+	omicsforge plots
+
+# docs/screenshots/*.png from the project's own stores after `make run`: MLflow, Prefect and the
+# plots page, in Debian's chromium (apt-get install chromium) driven by Playwright.
+screenshots: setup
+	python -c "import playwright" 2>/dev/null || pip install -q playwright==1.65.2 $(PIP_QUIET)
+	python scripts/screenshots.py
 
 # --- operations (docs/cluster.md) ---------------------------------------------------------------
 # Prefect's API: `make prefect-server` serves the project's own PREFECT_HOME on loopback; point

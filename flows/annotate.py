@@ -129,7 +129,7 @@ def annotate_flow() -> None:
         REPORTS.mkdir(parents=True, exist_ok=True)
         write_csv(rates, REPORTS / "accept_rates.csv")
         write_json(metrics, REPORTS / "metrics.json")
-        summary = {"accept_rate": metrics["accept_rate"], "traces": metrics["sft_examples"]}
+        summary = {"rows": len(traces), "accept_rate": metrics["accept_rate"]}
         write_json(summary, REPORTS / "summary.json")
         run.log_metrics(metrics)
         run.publish(summary)

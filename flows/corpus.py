@@ -99,7 +99,7 @@ def corpus_flow() -> None:
             "per_source": {s: {k: int(v) for k, v in row.items()} for s, row in per_source.iterrows()},
         }
         write_json(metrics, REPORTS / "metrics.json")
-        summary = {"documents": metrics["documents"]}
+        summary = {"rows": metrics["documents"]}  # `rows`: what each data stage wrote
         write_json(summary, REPORTS / "summary.json")
         run.log_metrics(metrics)
         run.publish(summary)

@@ -99,7 +99,7 @@ def limit() -> None:
         metrics["free_embedding"] = {"critical_n": {str(d): n for d, n in curve.items()}, "fit": fit}
         metrics["skipped"] = skipped
         # the generated set's headline: LIMIT's point is a dense embedding losing to BM25 at top-2
-        summary = {f"{kind}_recall@2": metrics[vocab.name][name]["recall_at_2"]
+        summary = {f"{kind}_r2": metrics[vocab.name][name]["recall_at_2"]
                    for kind, name in (("bm25", "bm25"), ("dense", f"dense@{max(cfg.dims)}"))
                    if name in metrics[vocab.name]}
         figures = {family: limit_report.plot_recall_vs_dim(results, family)

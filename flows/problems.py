@@ -167,7 +167,7 @@ def problems_flow() -> None:
                    "prompt_tokens": lengths, "prompt_tokenizer": "regex \\w+|[^\\w\\s]",
                    "surface_cue": surface, "generation": stats}
         write_json(metrics, REPORTS / "metrics.json")
-        summary = {"problems": len(table), "test": metrics["counts"]["per_split"].get("test", 0)}
+        summary = {"rows": len(table)}
         write_json(summary, REPORTS / "summary.json")
         write_json({"families": family_base, "perturbqa_per_gene_auroc": perturb_base},
                    REPORTS / "baselines.json")

@@ -165,7 +165,7 @@ def textify() -> dict:
         lengths = {"cells": cell_chars, "dna": dna_df["text"].str.len().to_numpy(),
                    "proteins": protein_df["text"].str.len().to_numpy()}
         write_json(metrics, REPORTS / "metrics.json")
-        summary = {"cells": cells["cells_out"], "windows": dna["windows"], "proteins": proteins["proteins"]}
+        summary = {"rows": cells["cells_out"] + dna["windows"] + proteins["proteins"]}
         write_json(summary, REPORTS / "summary.json")
         write_csv(length_histogram(lengths), REPORTS / "lengths.csv")
         run.log_metrics(metrics)

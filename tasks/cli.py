@@ -5,6 +5,8 @@ evaluate this BEIR folder) and write nothing to MLflow.
 """
 from __future__ import annotations
 
+import logging
+import subprocess
 from pathlib import Path
 from typing import Optional
 
@@ -188,6 +190,20 @@ def promote(dry_run: bool = typer.Option(False, "--dry-run", help="Say what woul
     typer.echo(f"challenger v{d.challenger}, champion v{d.champion}: {d.reason}")
 
 
+@app.command("plots")
+def plots(out: Path = typer.Option(Path("dvc_plots"), help="Folder of the page (index.html).")) -> None:
+    """Every DVC plot of dvc.yaml on one HTML page that opens offline (Vega inline, fetched once with
+    npm pack; `dvc plots show` alone loads it from a CDN)."""
+    from tasks.offline_plots import render
+
+    try:
+        page = render(out)
+    except (RuntimeError, subprocess.CalledProcessError) as err:
+        typer.echo(f"error: {err}" + (f"\n{err.stderr}" if getattr(err, "stderr", None) else ""), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {page}")
+
+
 # --- limit: retrieval benchmark -----------------------------------------------------------------
 limit_app = typer.Typer(help="LIMIT-style retrieval benchmark.", **HELP)
 app.add_typer(limit_app, name="limit")
@@ -240,6 +256,11 @@ def limit_eval(
     cfg = Limit(retrievers=retriever, dense_model=model, dims=dim or full, late_dims=late_dim or full,
                 rerank_model=rerank_model)
     cross = load_cross_encoder(rerank_model) if "rerank" in retriever else None
+    # progress on stderr: one line per retriever as it finishes (the evaluation module logs them)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("tasks.limit").setLevel(logging.INFO)
+    typer.echo(f"{path}: {len(data.doc_ids)} documents, {len(data.query_ids)} queries; "
+               f"retrievers {', '.join(retriever)}", err=True)
     rows, skipped = evaluate(data, cfg, encoder, cross)
     results = {r["retriever"]: {k: v for k, v in r.items() if k not in ("retriever", "family", "dim")} for r in rows}
     write_json({"dataset": str(path), "documents": len(data.doc_ids), "queries": len(data.query_ids),

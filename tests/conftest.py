@@ -1,5 +1,6 @@
 """Test-wide settings: offline hub, a private Prefect home and MLflow store per session."""
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Flows the tests run in-process record to a Prefect home of their own, never to the project's
+# database that `make prefect-server` shows (set before anything imports Prefect).
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="omicsforge-prefect-tests-")
 
 
 @pytest.fixture()

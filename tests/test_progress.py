@@ -1,4 +1,4 @@
-import flows  # noqa: F401  (PREFECT_HOME inside the project, as the stages have it)
+import flows  # noqa: F401  (Prefect settings as the stages have them)
 from tasks.train.progress import PrefectProgress, progress_line
 
 

@@ -204,6 +204,7 @@ def test_cli_eval_writes_json_and_table(tmp_path):
     metrics = json.loads(out.read_text())
     assert metrics["queries"] == 1000 and set(metrics["results"]) == {"bm25"}
     assert "| bm25 |" in (tmp_path / "t.md").read_text()
+    assert "1000 queries; retrievers bm25" in result.output and f"wrote {out}" in result.output  # progress, paths
 
 
 def test_cli_eval_bad_folder_exits_2_with_one_line(tmp_path):

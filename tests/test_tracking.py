@@ -1,7 +1,7 @@
 import mlflow
 import pandas as pd
 
-import flows  # noqa: F401  (PREFECT_HOME inside the project, as the stages have it)
+import flows  # noqa: F401  (Prefect settings as the stages have them)
 from tasks.common.params import parse_params
 from tasks.common.tracking import NullTracker, flow_run_id, git_state, stage_run
 
