@@ -73,7 +73,7 @@ def test_two_stages_log_to_the_server_at_once(tmp_path):
         assert sorted(r.data.tags["stage"] for r in runs) == ["corpus", "textify"]
         for run in runs:
             assert run.info.status == "FINISHED"
-            history = client.get_metric_history(run.info.run_id, "loss_0")
+            history = client.get_metric_history(run.info.run_id, f"{run.data.tags['stage']}/loss_0")  # <stage>/...
             assert [m.step for m in history] == list(range(STEPS))
             assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"done.txt", "samples"}
         # proxied artifacts: written by the server into its destination, not by the clients
