@@ -7,8 +7,10 @@ checkpoint and the baselines fitted on the train split (``tasks/evaluate/compari
 greedy completions of the (capped) test problems in the SFT prompt format (``tasks/lm/generate.py``, engine from ``generation``), answers
 read from the answer tag and scored by ``tasks/verifiers``; PerturbQA pairs also get P(yes)/P(up)
 right after the answer tag opens, scored by per-gene AUROC. Outputs: ``data/evaluate/
-predictions.parquet`` and ``biomni_predictions.parquet``, ``reports/evaluate/metrics.json``,
-``table.md`` and per-checkpoint accuracy CSVs for DVC's bar plots (PNG to MLflow).
+predictions.parquet``, ``biomni_predictions.parquet`` and ``loglik.parquet``;
+``reports/evaluate/metrics.json`` (everything measured), ``table.md``, ``accuracy.csv`` (the headline
+accuracy of every checkpoint beside chance and majority: DVC's comparison plot, a PNG in MLflow) and
+``summary.json`` (DVC's metric).
 
 The final checkpoint (first of ``registry.final_checkpoints`` evaluated here) is logged to MLflow
 as a pyfunc, registered as ``registry.model_name`` with git/DVC/evaluation tags and the
@@ -35,13 +37,14 @@ from tasks.evaluate import biomni_eval, comparison, loglik, registry
 from tasks.common import schemas
 from tasks.evaluate import scoring as ev
 from tasks.common.errors import InputError, run_stage
-from tasks.evaluate.report import comparison_figure, comparison_frame, report_markdown, subset_baselines
+from tasks.evaluate.report import (comparison_figure, comparison_frame, report_markdown, subset_baselines,
+                                   tracked_metrics)
 from tasks.lm.generate import generate, next_token_probs, renormalise
 from tasks.lm.modeling import load_model, load_tokenizer, render_chat
 from tasks.common.params import Annotate, Verifiers, load_params
 from tasks.common.prompts import load_prompts, problem_messages
 from tasks.common.storage import atomic_path, read_table, write_csv, write_json, write_table
-from tasks.common.tracking import git_state, stage_run
+from tasks.common.tracking import stage_run
 from tasks.common.answers import claimed_text
 
 PROBLEMS = Path("data/problems/problems.parquet")
@@ -138,7 +141,7 @@ def checkpoint_metrics(scored: pd.DataFrame, test: pd.DataFrame) -> dict:
     return metrics
 
 
-def register_final(params, metrics: dict, scored_options: pd.DataFrame) -> dict | None:
+def register_final(params, metrics: dict, scored_options: pd.DataFrame, commit: str) -> dict | None:
     """Register the final checkpoint as challenger, with its gate evidence (registry.gate_tags)."""
     e, r = params.evaluate, params.registry
     if (final := final_checkpoint(params)) is None:
@@ -152,7 +155,7 @@ def register_final(params, metrics: dict, scored_options: pd.DataFrame) -> dict 
                                                       if f in majority] or [np.nan])),
                               seed=params.base.seed)
     folder = e.checkpoints[final]
-    tags = {"checkpoint": final, "model_dir": folder, "git_commit": git_state()[0],
+    tags = {"checkpoint": final, "model_dir": folder, "git_commit": commit,
             "dvc_md5": registry.dvc_md5(folder), "profile": params.base.profile,
             **{f"eval.{k}": str(v) for k, v in summary.items() if not isinstance(v, dict)},
             "eval_summary": json.dumps({f: v["accuracy"] for f, v in summary["families"].items()}),
@@ -216,7 +219,7 @@ def evaluate_flow() -> None:
             metrics["checkpoints"][name]["biomni"] = biomni_eval.summary(part)
         metrics["baselines"] = subset_baselines(problems, test)
         metrics["baselines_full_test"] = json.loads(BASELINES.read_text())
-        metrics["registered"] = register_final(params, metrics, scored_options)
+        metrics["registered"] = register_final(params, metrics, scored_options, run.commit)
 
         with atomic_path(OUT) as out:
             write_table(predictions[[c for c in schemas.EvalPredictions.to_schema().columns]],
@@ -237,9 +240,8 @@ def evaluate_flow() -> None:
                    "format": metrics["checkpoints"].get(headline, {}).get("format_rate")}
         write_json(summary, REPORTS / "summary.json")
 
-        run.log_metrics({c: {k: v for k, v in m.items() if k != "biomni"}
-                         for c, m in metrics["checkpoints"].items()})
-        run.log_metrics({"loglik": by_mode})
+        run.log_metrics(tracked_metrics(metrics))
+        run.log_artifact(REPORTS / "metrics.json", "evaluate")
         run.log_text(table, "evaluate/table.md")
         run.log_table(predictions.drop(columns=["completion"]), "evaluate_predictions", rows=50)
         fig = comparison_figure(frame)

@@ -91,7 +91,9 @@ def sft_flow() -> None:
         summary = {"train_loss": round(metrics["final_train_loss"], 4),
                    "dropped": sum(ph.get("dropped_overlength", 0) for ph in done.values())}
         write_json(summary, REPORTS / "summary.json")
-        run.log_metrics({"phases": metrics["phases"], "final_train_loss": metrics["final_train_loss"]})
+        # the child logged each phase's losses and runtime at its steps; add what it trained on
+        run.log_metrics({"phases": {n: {k: v for k, v in ph.items() if not k.startswith("train_")
+                                        and not isinstance(v, dict)} for n, ph in metrics["phases"].items()}})
         run.publish(summary)
         run.log_text("\n\n".join(f"{n}: {ph['first_trained_text']!r}" for n, ph in done.items()),
                      "samples/sft_trained_tokens.txt")

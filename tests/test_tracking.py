@@ -50,6 +50,7 @@ def test_stage_run_in_a_prefect_flow_names_tags_and_links_it(mlflow_uri):
             key=ArtifactFilterKey(any_=["base-summary"]), flow_run_id={"any_": [flow_run]}))
     assert named.name == f"base-{git_state()[0][:7]}"
     assert {"base", "profile:default", f"mlflow:{run_id}"} <= set(named.tags)
+    assert named.parameters["base"]["seed"] == 3  # what the stage read from params.yaml
     got = mlflow.get_run(run_id)
     assert got.data.tags["prefect_flow_run_id"] == flow_run
     assert got.data.metrics["base/summary/cells"] == 5.0

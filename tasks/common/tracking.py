@@ -95,6 +95,7 @@ class NullTracker:
     """Same surface as :class:`MlflowTracker`; records nothing (unit tests, ad-hoc CLI use)."""
 
     run_id: str | None = None
+    commit: str = "unknown"                 # the git commit the run was tagged with
 
     def log_params(self, params: Mapping[str, Any]) -> None: ...
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
@@ -106,8 +107,8 @@ class NullTracker:
 
 
 class MlflowTracker(NullTracker):
-    def __init__(self, mlflow_module: Any, run_id: str, stage: str):
-        self._mlflow, self.run_id, self.stage = mlflow_module, run_id, stage
+    def __init__(self, mlflow_module: Any, run_id: str, stage: str, commit: str = "unknown"):
+        self._mlflow, self.run_id, self.stage, self.commit = mlflow_module, run_id, stage, commit
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         flat = {k: json.dumps(v) if isinstance(v, (list, dict)) else v
@@ -161,18 +162,19 @@ def flow_run_id() -> str | None:
     return flow_run.id or None
 
 
-def name_flow_run(stage: str, commit: str, tags: list[str]) -> None:
-    """Name the enclosing Prefect flow run ``<stage>-<short commit>`` and add ``tags`` to it, so the
-    Prefect UI lists runs a person can find (Prefect names them at random)."""
-    run_id = flow_run_id()
+def name_flow_run(run_id: str | None, stage: str, commit: str, tags: list[str],
+                  parameters: Mapping[str, Any]) -> None:
+    """Name the Prefect flow run ``run_id`` ``<stage>-<short commit>``, add ``tags`` and show
+    ``parameters`` (what the stage read from params.yaml) as its parameters: the flows take no
+    arguments, so Prefect would list a random name and none."""
     if run_id is None:
         return
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
         current = client.read_flow_run(run_id)
-        client.update_flow_run(run_id, name=f"{stage}-{commit[:7]}",
-                               tags=sorted({*current.tags, *tags}))
+        client.update_flow_run(run_id, name=f"{stage}-{commit[:7]}", tags=sorted({*current.tags, *tags}),
+                               parameters=dict(parameters))
 
 
 @contextmanager
@@ -195,6 +197,7 @@ def stage_run(stage: str, params: Params) -> Iterator[MlflowTracker]:
                 raise
     mlflow.set_experiment(EXPERIMENT)
     commit, dirty = git_state()
+    prefect_run = flow_run_id()
     tags = {
         "stage": stage,
         "git_commit": commit,
@@ -202,14 +205,14 @@ def stage_run(stage: str, params: Params) -> Iterator[MlflowTracker]:
         "params_hash": params.section_hash(stage),
         "profile": params.base.profile,
     }
-    if flow_run_id():
-        tags["prefect_flow_run_id"] = str(flow_run_id())
+    if prefect_run:
+        tags["prefect_flow_run_id"] = str(prefect_run)
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+    logged = {"base": params.base.model_dump(mode="json"), stage: getattr(params, stage).model_dump(mode="json")}
     with mlflow.start_run(run_name=stage, tags=tags, log_system_metrics=True) as run:
-        tracker = MlflowTracker(mlflow, run.info.run_id, stage)
-        name_flow_run(stage, commit, [stage, f"profile:{params.base.profile}", f"mlflow:{run.info.run_id}"])
-        section = getattr(params, stage).model_dump(mode="json")
-        tracker.log_params({"base": params.base.model_dump(mode="json"), stage: section})
+        tracker = MlflowTracker(mlflow, run.info.run_id, stage, commit)
+        name_flow_run(prefect_run, stage, commit,
+                      [stage, f"profile:{params.base.profile}", f"mlflow:{run.info.run_id}"], logged)
+        tracker.log_params(logged)
         yield tracker
-

@@ -142,3 +142,39 @@ def comparison_figure(frame: pd.DataFrame):  # noqa: ANN201 (a matplotlib Figure
     ax.legend(fontsize=8, ncol=3)
     fig.tight_layout()
     return fig
+
+
+GENERATION_KEYS = ("mean_accuracy", "format_rate", "mean_completion_tokens", "completions_at_limit",
+                   "reasoning_closed_rate")
+
+
+def tracked_metrics(metrics: Mapping) -> dict:
+    """What evaluate logs as MLflow metrics: the headline log-likelihood accuracy per checkpoint and
+    family with chance, each paired difference on the mean, and the generation columns. The ~800
+    numbers of metrics.json (both modes, intervals, every paired family, Biomni scores) would bury
+    these in the run's metrics tab; the file itself is logged as an artifact.
+
+    >>> m = {"loglik": {"sft": {"mean_accuracy": 0.4, "mean_chance": 0.3, "mean_accuracy_norm": 0.5,
+    ...      "families": {"cell_type": {"acc": 0.37, "low": 0.26, "scorable": 60}}}},
+    ...      "paired": {"sft - pretrain": [{"family": "mean over families", "diff": 0.08, "low": 0.02,
+    ...      "high": 0.14, "p_value": 0.01}]},
+    ...      "checkpoints": {"sft": {"format_rate": 0.66, "families": {"cell_type": {"accuracy": 0.06,
+    ...      "format_rate": 0.38, "n": 95}}}}}
+    >>> sorted(tracked_metrics(m)["loglik"]["sft"])
+    ['cell_type', 'mean_accuracy', 'mean_chance']
+    >>> tracked_metrics(m)["paired"]["sft - pretrain"]
+    {'diff': 0.08, 'low': 0.02, 'high': 0.14}
+    >>> tracked_metrics(m)["generation"]["sft"]
+    {'format_rate': 0.66, 'cell_type': {'accuracy': 0.06, 'format_rate': 0.38}}
+    """
+    loglik = {c: {"mean_accuracy": v["mean_accuracy"], "mean_chance": v["mean_chance"],
+                  **{f: fam["acc"] for f, fam in v["families"].items() if fam["scorable"]}}
+              for c, v in metrics["loglik"].items()}
+    paired = {pair: {k: row[k] for k in ("diff", "low", "high")}
+              for pair, rows in metrics["paired"].items()
+              for row in rows if row["family"] == "mean over families"}
+    generation = {c: {**{k: v[k] for k in GENERATION_KEYS if k in v},
+                      **{f: {"accuracy": fam["accuracy"], "format_rate": fam["format_rate"]}
+                         for f, fam in v["families"].items()}}
+                  for c, v in metrics["checkpoints"].items()}
+    return {"loglik": loglik, "paired": paired, "generation": generation}
