@@ -200,6 +200,37 @@ def test_bad_values_name_file_and_cell(tmp_path, value, word):
     assert _run(path, tmp_path, on_bad_record="drop").dropped[word.replace("-", "_")] == 1
 
 
+def test_kernel_counts_check_flags_what_the_numpy_check_flagged():
+    # The check was numpy over the chunk (finite and not a whole number); the kernel finds the
+    # same first value per row: negative fractions yes; NaN, inf, negative whole numbers no.
+    x = sp.csr_matrix(np.array([[1, 2.5, 0.5, 3], [np.nan, np.inf, -2, 4], [-0.5, 1, 0, 0],
+                                [1e9, 2, -np.inf, 1]], np.float32))
+    assert rank_cells(x, np.arange(4), 2).first_frac.tolist() == [1, -1, 8, -1]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = counts_matrix(30, 40, 0.3, int(rng.integers(1 << 30)))
+        hit = rng.choice(y.nnz, size=int(rng.integers(0, 4)), replace=False)
+        y.data[hit] = rng.choice([0.5, -0.25, 1e-3, np.nan, np.inf, -3.0, 7.0], size=hit.size)
+        old = np.isfinite(y.data) & (y.data != np.floor(y.data))
+        first = [next((p for p in range(y.indptr[i], y.indptr[i + 1]) if old[p]), -1) for i in range(30)]
+        assert rank_cells(y, tie_ranks(40, 0), 5).first_frac.tolist() == first
+
+
+@pytest.mark.parametrize("mode", ["error", "drop"])
+def test_not_a_count_names_file_cell_value_and_gene_before_bad_records(tmp_path, mode):
+    x = np.ones((6, 3), np.float32)
+    x[3, 0] = np.nan  # a bad record first in the chunk: the fraction after it is what is reported
+    x[4, 2] = 2.5
+    x[5, 1] = 0.5
+    path = _write(tmp_path, x)
+    with pytest.raises(InputError) as err:
+        _run(path, tmp_path, on_bad_record=mode, chunk_size=3)  # rows 3-5: the second chunk
+    assert str(err.value) == (
+        f"{path}: cell 'cell4' (row 4): value 2.5 at gene 'G2' in raw.X is not a count: the matrix "
+        "looks normalised; name the counts with layer (--layer), layers: none; or set "
+        "expect_counts: false (--no-expect-counts) to rank these values as they are")
+
+
 def test_all_zero_cell_is_an_error_or_dropped(tmp_path):
     x = np.ones((4, 3), np.float32)
     x[1] = 0

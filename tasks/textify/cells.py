@@ -44,14 +44,19 @@ class CellCounts:
     seconds: Counter = field(default_factory=Counter)  # wall time per phase: read, rank, strings, write
 
 
-def check_counts(x: sp.csr_matrix, start: int, cm: CellMatrix, cell_ids: pd.Index) -> None:
+def check_counts(x: sp.csr_matrix, first_frac: np.ndarray, start: int, cm: CellMatrix,
+                 cell_ids: pd.Index) -> None:
     """Stop at the first value that is not a whole number: normalize_total expects counts, and a
-    normalised matrix would be normalised twice (its ``top_values`` and ``min_counts`` wrong)."""
-    frac = np.flatnonzero(np.isfinite(x.data) & (x.data != np.floor(x.data)))
-    if not frac.size:
+    normalised matrix would be normalised twice (its ``top_values`` and ``min_counts`` wrong).
+
+    ``first_frac`` is the ranking kernel's per-row finding (position in ``x.data``, or -1), so the
+    check makes no pass of its own; rows are in data order, so the first row found holds the
+    chunk's first such value."""
+    rows = np.flatnonzero(first_frac >= 0)
+    if not rows.size:
         return
-    p = int(frac[0])
-    i = int(np.searchsorted(x.indptr, p, side="right") - 1)
+    i = int(rows[0])
+    p = int(first_frac[i])
     others = [name for name in cm.layers if f"[{name!r}]" not in cm.where]
     raise InputError(cm.file, f"cell {cell_ids[i]!r} (row {start + i})",
                      f"value {x.data[p]:g} at gene {cm.gene_names[x.indices[p]]!r} in {cm.where} is not a "
@@ -65,13 +70,13 @@ def textify_chunk(x: sp.csr_matrix, start: int, cm: CellMatrix, cfg: Cells, tie_
     """Cell sentences of rows ``start:start + x.shape[0]``; bad cells raise or are counted."""
     clock = time.perf_counter()
     obs = cm.obs_rows(start, start + x.shape[0])
-    if cm.counts_expected:
-        check_counts(x, start, cm, obs.index)
     counts.seconds["read"] += time.perf_counter() - clock
     clock = time.perf_counter()
     r = rank_cells(x, tie_rank, cfg.top_k, target_sum=cfg.target_sum, min_genes=cfg.min_genes,
                    min_counts=cfg.min_counts, max_mito_fraction=cfg.max_mito_fraction,
                    is_mito=is_mito, with_values=cfg.top_values)
+    if cm.counts_expected:  # before bad records: a normalised matrix is the likelier mistake
+        check_counts(x, r.first_frac, start, cm, obs.index)
     for code in (NON_FINITE, NEGATIVE, ALL_ZERO):  # bad records: fail, or drop with a count
         bad = np.flatnonzero(r.status == code)
         if bad.size and cfg.on_bad_record == "error":

@@ -55,23 +55,43 @@ def _select_largest(keys, m, k):
 _FAST = {"reassoc", "contract"}  # lets LLVM vectorise sums; NaN/inf semantics stay exact
 
 
+@numba.njit(inline="always")
+def _bad(v):
+    # NaN, inf or negative: a bad record. NaN fails both comparisons.
+    return not (v >= 0 and v < np.inf)
+
+
+@numba.njit(inline="always")
+def _fractional(v):
+    # Finite and not a whole number: not a count. Negative fractions count too (-0.5 reads as
+    # "not a count", as numpy's check said before); NaN and inf are bad records, not this.
+    return (v != np.floor(v)) & (abs(v) < np.inf)
+
+
 @numba.njit(fastmath=_FAST, inline="always")
 def _row_stats(data, indices, lo, hi, mito_weight):
-    # Branch-free so that it vectorises; the rare bad row is located afterwards.
-    n_bad, expressed, counts, mito = 0, 0, 0.0, 0.0
+    # Branch-free so that it vectorises; the rare bad row is located afterwards. The counts
+    # check rides along: the row is read here anyway, so it costs no extra pass or temporaries.
+    n_bad, n_frac, expressed, counts, mito = 0, 0, 0, 0.0, 0.0
     for p in range(lo, hi):
         v = data[p]
-        n_bad += not (v >= 0 and v < np.inf)  # NaN fails both comparisons
+        n_bad += _bad(v)
+        n_frac += _fractional(v)
         expressed += v > 0
         counts += v
         mito += v * mito_weight[indices[p]]
-    first_bad = -1
+    first_bad = first_frac = -1
     if n_bad:
         for p in range(lo, hi):
-            if not (data[p] >= 0 and data[p] < np.inf):
+            if _bad(data[p]):
                 first_bad = p
                 break
-    return first_bad, expressed, counts, mito
+    if n_frac:
+        for p in range(lo, hi):
+            if _fractional(data[p]):
+                first_frac = p
+                break
+    return first_bad, first_frac, expressed, counts, mito
 
 
 @numba.njit(inline="always")
@@ -129,6 +149,7 @@ def _rank_rows(data, bits, indices, indptr, mito_weight, tie_rank, gene_of_tie, 
     n_genes = np.zeros(n, np.int64)
     total = np.zeros(n, np.float64)
     first_bad = np.full(n, -1, np.int64)  # position in data of the first NaN/inf/negative value
+    first_frac = np.full(n, -1, np.int64)  # ... and of the first finite non-integer (not a count)
     top = np.full((n, k), -1, np.int32)
     n_top = np.zeros(n, np.int32)
     values = np.full((n if with_values else 0, k), np.nan, np.float32)
@@ -144,8 +165,8 @@ def _rank_rows(data, bits, indices, indptr, mito_weight, tie_rank, gene_of_tie, 
         rank_bits = np.empty(k, np.uint32)
         for i in range(first, last):
             lo, hi = indptr[i], indptr[i + 1]
-            bad, expressed, counts, mito = _row_stats(data, indices, lo, hi, mito_weight)
-            n_genes[i], first_bad[i] = expressed, bad
+            bad, frac, expressed, counts, mito = _row_stats(data, indices, lo, hi, mito_weight)
+            n_genes[i], first_bad[i], first_frac[i] = expressed, bad, frac
             total[i] = counts if bad < 0 else 0.0
             if bad >= 0:
                 status[i] = NON_FINITE if not np.isfinite(data[bad]) else NEGATIVE
@@ -170,7 +191,7 @@ def _rank_rows(data, bits, indices, indptr, mito_weight, tie_rank, gene_of_tie, 
                     values[i, q] = _log1p_normalized(rank_bits[q:q + 1].view(np.float32)[0],
                                                      target_sum / counts)
             n_top[i] = s
-    return status, n_genes, total, first_bad, top, n_top, values
+    return status, n_genes, total, first_bad, first_frac, top, n_top, values
 
 
 # --- pure functions on one chunk ----------------------------------------------------------------
@@ -187,7 +208,8 @@ class RankedCells:
     status: np.ndarray
     n_genes: np.ndarray
     total: np.ndarray
-    first_bad: np.ndarray
+    first_bad: np.ndarray  # position in the CSR data of the row's first NaN/inf/negative, or -1
+    first_frac: np.ndarray  # ... of its first finite non-integer (for the counts check), or -1
     top: np.ndarray  # (cells, top_k) gene indices, -1 pads
     n_top: np.ndarray
     values: np.ndarray  # (cells, top_k) log1p(normalize_total) of those genes, NaN pads; or (0, k)
