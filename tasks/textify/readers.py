@@ -83,21 +83,35 @@ class CellMatrix:
 
     def rows(self, start: int, stop: int) -> sp.csr_matrix:
         if isinstance(self.matrix, (sp.csr_matrix, sp.csr_array)) and self.matrix.has_canonical_format:
-            # in memory: copy only the values (normalised in place), share indices with the matrix
+            # in memory: a view of the rows, copying nothing when the values are float32 already
+            # (the kernels only read them); other dtypes are converted, a copy of the chunk
             m = self.matrix
             lo, hi = m.indptr[start], m.indptr[stop]
-            return sp.csr_matrix((m.data[lo:hi].astype(np.float32, copy=True), m.indices[lo:hi],
-                                  m.indptr[start:stop + 1] - lo), shape=(stop - start, m.shape[1]))
+            return _csr_view(m.data[lo:hi].astype(np.float32, copy=False), m.indices[lo:hi],
+                             m.indptr[start:stop + 1] - lo, (stop - start, m.shape[1]))
         block = self.matrix[start:stop]
         block = block if sp.issparse(block) else sp.csr_matrix(np.asarray(block))
         block = sp.csr_matrix(block)
         # float32 (the precision of nearly every .h5ad) halves the chunk and lets the ranking key
-        # hold value and tie rank in one integer; normalisation writes into this copy.
+        # hold value and tie rank in one integer; sum_duplicates writes into the block, so it must
+        # not share the matrix's values.
         shared = sp.issparse(self.matrix) and np.may_share_memory(block.data, self.matrix.data)
         if block.data.dtype != np.float32 or shared:
             block.data = block.data.astype(np.float32)
         block.sum_duplicates()  # a gene stored twice in a row would rank twice
         return block
+
+
+def _csr_view(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """A CSR matrix over these arrays as they are (canonical rows of a canonical matrix).
+
+    scipy's constructor copies an array that is a view of less than half of its base (its
+    ``prune``), which is every chunk of an in-memory matrix but the first: values and indices
+    copied for nothing. Arrays set on an empty matrix are kept."""
+    x = sp.csr_matrix(shape, dtype=data.dtype)
+    x.data, x.indices, x.indptr = data, indices, indptr
+    x.has_canonical_format = True
+    return x
 
 
 def is_10x(source: str) -> bool:
