@@ -120,6 +120,21 @@ def test_sentences_wrap_and_join():
         ["<cell>C A</cell>", "<cell>B</cell>"]
 
 
+@pytest.mark.parametrize("separator", [", ", " ", "", " <and> a long separator "])
+def test_sentences_match_python_joins_for_any_name_length(separator):
+    # names short and long (the copy of a name and separator changes way at 16 bytes), not ASCII,
+    # rows of 0, 1 and many genes, int32 indices as the ranking gives them and int64
+    names = ["A", "CD3E", "MALAT1", "RP11-34P13.7", "ENSG00000167286.15", "Smad4", "β-actin", "ÄÖÜ-γδ",
+             "X" * 13, "Y" * 14, "Z" * 15, "W" * 40]
+    rng = np.random.default_rng(0)
+    top = rng.integers(0, len(names), (300, 25)).astype(np.int32)
+    n_top = rng.integers(0, 26, 300).astype(np.int32)
+    n_top[:3] = [0, 1, 25]
+    expected = ["<cell>" + separator.join(names[g] for g in top[i, :n_top[i]]) + "</cell>" for i in range(300)]
+    assert sentences(top, n_top, names, separator).to_pylist() == expected
+    assert sentences(top.astype(np.int64), n_top, names, separator).to_pylist() == expected
+
+
 def test_chunked_equals_unchunked_and_backed_equals_memory(tmp_path):
     x = counts_matrix(50, 30, 0.4, 5)
     x[7] = 0  # an all-zero cell, dropped in drop mode

