@@ -91,6 +91,23 @@ def test_long_rows_take_the_sampled_cutoff_path():
     assert [r.top[i, :r.n_top[i]].tolist() for i in range(20)] == reference_top(x, tie, 200)
 
 
+@pytest.mark.parametrize("k", [1, 17, 150, 900])
+def test_distinct_values_and_every_row_length(k):
+    # values with few ties (normalised data ranked as it is) and rows of 1 to some 500 genes: the
+    # select and sort of the keys at every size, short ranges to deep ones
+    rng = np.random.default_rng(k)
+    dense = rng.random((40, 1000)) * (rng.random((40, 1000)) < 0.5)
+    dense *= np.arange(1000) < rng.integers(2, 1000, (40, 1))  # row i: genes below a random n_i
+    dense[:3] = 0
+    dense[0, 7], dense[1, 3:8], dense[2, 100:117] = 1.0, rng.random(5), rng.random(17)
+    x = sp.csr_matrix(dense.astype(np.float32))
+    x.data[::5] = np.round(x.data[::5], 1)  # some ties too
+    tie = tie_ranks(1000, k)
+    r = rank_cells(x.copy(), tie, k)
+    assert [r.top[i, :r.n_top[i]].tolist() for i in range(40)] == reference_top(x, tie, k)
+    assert np.diff(x.indptr)[:3].tolist() == [1, 5, 17] and np.diff(x.indptr).max() > 400
+
+
 def test_top_values_are_log1p_of_normalize_total_and_input_is_untouched():
     x = sp.csr_matrix(np.array([[1, 3, 0, 6], [0, 2, 0, 0]], np.float32))
     before = x.data.copy()
