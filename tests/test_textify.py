@@ -206,6 +206,20 @@ def test_mito_fraction_filter():
     assert [STATUS_NAMES[s] for s in r.status] == ["max_mito_fraction", "kept"]
 
 
+def test_mito_filter_on_or_off_gives_the_same_totals_and_genes():
+    # off (1.0) skips the mitochondrial sum: the kept cells' totals, to the bit on values that
+    # are not whole numbers, and their genes must be those of the filter at a fraction no cell
+    # reaches
+    rng = np.random.default_rng(4)
+    x = sp.random(200, 3000, density=0.4, format="csr", random_state=rng, dtype=np.float32)
+    x.data = (x.data * rng.choice([1e-3, 1.0, 1e3], x.nnz)).astype(np.float32)
+    is_mito = rng.random(3000) < 0.005
+    off = rank_cells(x, tie_ranks(3000, 0), 50, is_mito=is_mito, max_mito_fraction=1.0, with_values=True)
+    on = rank_cells(x, tie_ranks(3000, 0), 50, is_mito=is_mito, max_mito_fraction=0.999, with_values=True)
+    assert (on.status == 0).all() and off.total.tobytes() == on.total.tobytes()
+    assert (off.top == on.top).all() and off.values.tobytes() == on.values.tobytes()
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 def _write(tmp_path, x, **kw):
