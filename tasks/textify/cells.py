@@ -92,7 +92,9 @@ def textify_chunk(x: sp.csr_matrix, start: int, cm: CellMatrix, cfg: Cells, tie_
     codes, n = np.unique(r.status, return_counts=True)
     counts.dropped.update({STATUS_NAMES[c]: int(k) for c, k in zip(codes, n) if c != KEPT})
     rows = np.flatnonzero(r.status == KEPT)
-    top, n_top = r.top[rows], r.n_top[rows]
+    # the (cells, top_k) matrices as views when every cell is kept, the usual case: no copy
+    whole = slice(None) if rows.size == r.status.size else rows
+    top, n_top = r.top[whole], r.n_top[rows]
     counts.cells_in += x.shape[0]
     counts.cells_out += rows.size
     counts.genes_per_sentence.append(n_top)
@@ -109,7 +111,7 @@ def textify_chunk(x: sp.csr_matrix, start: int, cm: CellMatrix, cfg: Cells, tie_
         "cell_sentence": text,
     }
     if cfg.top_values:
-        values = r.values[rows]
+        values = r.values[whole]
         columns["top_values"] = pa.ListArray.from_arrays(
             pa.array(np.concatenate([[0], np.cumsum(n_top)]).astype(np.int32)),
             pa.array(values[np.arange(values.shape[1]) < n_top[:, None]], pa.float32()))
