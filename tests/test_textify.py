@@ -177,6 +177,17 @@ def test_chunked_equals_unchunked_and_backed_equals_memory(tmp_path):
     assert df["cell_sentence"][0] == "<cell>" + ", ".join(f"G{g}" for g in ref) + "</cell>"
 
 
+@pytest.mark.parametrize("genes,separator", [(None, ", "), (None, " · "), (["β-actin", "CD3E", "Ä1"], ", ")])
+def test_sentence_lengths_are_characters(tmp_path, genes, separator):
+    path = tmp_path / "cells.h5ad"
+    make_adata(counts_matrix(30, 3, 0.9, 2), genes=genes).write_h5ad(path)
+    c = cfg(separator=separator, on_bad_record="drop")
+    with open_cells(str(path), c) as cm:
+        counts = write_cell_sentences(cm, tmp_path / "o.parquet", c, seed=0)
+    text = sentences_of(tmp_path / "o.parquet")["cell_sentence"]
+    assert np.concatenate(counts.text_chars).tolist() == text.str.len().tolist()
+
+
 def test_scanpy_dataset_source(tmp_path):
     c = Cells(source="scanpy:pbmc68k_reduced", label_key="bulk_labels", top_k=20)
     with open_cells(c.source, c) as cm:

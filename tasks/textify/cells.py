@@ -101,7 +101,7 @@ def textify_chunk(x: sp.csr_matrix, start: int, cm: CellMatrix, cfg: Cells, tie_
     counts.seconds["rank"] += time.perf_counter() - clock
     clock = time.perf_counter()
     text = sentences(top, n_top, gene_names, cfg.separator)
-    counts.text_chars.append(pc.utf8_length(text).to_numpy())
+    counts.text_chars.append(_characters(text, gene_names, cfg.separator))
 
     columns = {
         "cell_id": pa.array(np.asarray(obs.index, dtype=object)[rows], pa.string()),
@@ -120,6 +120,16 @@ def textify_chunk(x: sp.csr_matrix, start: int, cm: CellMatrix, cfg: Cells, tie_
     table = pa.table(columns)
     counts.seconds["strings"] += time.perf_counter() - clock
     return table
+
+
+def _characters(text: pa.Array, gene_names: pa.Array, separator: str) -> np.ndarray:
+    """Characters per sentence (a metric). With ASCII names and separator, the byte lengths in
+    the string offsets: decoding every sentence cost a tenth of building them."""
+    if not (separator.isascii() and pc.all(pc.string_is_ascii(gene_names)).as_py()):
+        return pc.utf8_length(text).to_numpy()
+    if not len(text):
+        return np.zeros(0, np.int64)
+    return np.diff(np.frombuffer(text.buffers()[1], np.int64, len(text) + 1, text.offset * 8))
 
 
 def _obs_column(obs: pd.DataFrame, key: str | None, rows: np.ndarray, as_text: bool) -> pa.Array:
