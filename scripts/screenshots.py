@@ -77,6 +77,7 @@ def main() -> None:
             ("mlflow_model_version", f"{ml}/models/omicsforge/versions/{i['version']}", 1300),
             ("prefect_flow_runs", f"{pf}/runs", 1100),
             ("prefect_sft_run", f"{pf}/runs/flow-run/{i['flow_run']}", 1000),
+            ("prefect_sft_parameters", f"{pf}/runs/flow-run/{i['flow_run']}?tab=Parameters", 1400),
             ("prefect_artifacts", f"{pf}/artifacts", 1000),
             ("dvc_plots", (PROJECT / "dvc_plots" / "index.html").as_uri(), 5200),
         ]
