@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.evaluate.scoring import PERTURB, perturb_auroc
+from tasks.evaluate.stats import MEAN
 from tasks.problems.baselines import family_baselines
 
 
@@ -172,7 +173,7 @@ def tracked_metrics(metrics: Mapping) -> dict:
               for c, v in metrics["loglik"].items()}
     paired = {pair: {k: row[k] for k in ("diff", "low", "high")}
               for pair, rows in metrics["paired"].items()
-              for row in rows if row["family"] == "mean over families"}
+              for row in rows if row["family"] == MEAN}
     generation = {c: {**{k: v[k] for k in GENERATION_KEYS if k in v},
                       **{f: {"accuracy": fam["accuracy"], "format_rate": fam["format_rate"]}
                          for f, fam in v["families"].items()}}
