@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import torch
 import pytest
 
 from tasks.train.grpo import completion_table, with_extras
@@ -101,3 +102,22 @@ def test_killed_child_resumes_from_its_last_checkpoint(tiny_base, tmp_path):
     assert metrics["online"]["init"] == "offline phase"
     assert (tmp_path / "out/model.safetensors").exists()
     assert not (tmp_path / "out/training_args.bin").exists()
+
+
+@pytest.mark.slow
+def test_lora_phases_save_merged_models_that_moved(tiny_base, tmp_path):
+    from safetensors.torch import load_file
+
+    lora = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    work = _child_config(tmp_path, tiny_base[0], lora=lora)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "MLFLOW_RUN_ID": ""}
+    log = tmp_path / "child.log"
+    code = _run([sys.executable, "-m", "tasks.train.grpo", "--config", str(work / "run.json")], env, tmp_path, log)
+    assert code == 0, _tail(log)
+    start = load_file(tiny_base[0] / "model.safetensors")
+    for folder in (work / "offline/model", tmp_path / "out"):
+        assert not (folder / "adapter_config.json").exists() and (folder / "tokenizer.json").exists()
+        weights = load_file(folder / "model.safetensors")
+        assert set(weights) == set(start)  # merged: the start's tensor names, no lora_ ones
+        moved = [n for n in start if not torch.equal(start[n], weights[n])]
+        assert moved and all(("q_proj" in n or "v_proj" in n) for n in moved), moved

@@ -8,7 +8,7 @@ def test_project_params_parse_for_every_profile():
     import yaml
 
     raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    for profile in ("default", "smoke"):
+    for profile in ("default", "smoke", "small", "gpu"):
         raw["base"]["profile"] = profile
         params = parse_params(raw)
         assert params.base.profile == profile

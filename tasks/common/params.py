@@ -29,7 +29,7 @@ from pydantic import Field, ValidationError
 from tasks.common.params_data import (Annotate, Cells, Corpus, Dna, Limit, Problems, Proteins,  # noqa: F401
                                       Section, Textify, Variants)
 from tasks.common.params_train import (BaseModelParams, Evaluate, Generation, Grpo,  # noqa: F401
-                                       Pretrain, Registry, Sft, SftPhase, Verifiers)
+                                       Lora, Pretrain, Registry, Sft, SftPhase, Verifiers)
 
 PARAMS_FILE = Path("params.yaml")
 

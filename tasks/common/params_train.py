@@ -61,11 +61,15 @@ class SftPhase(Section):
 
 
 class Lora(Section):
+    """LoRA adapters of one training stage (``sft.lora``, ``grpo.lora``); the small profile's way
+    to train a pretrained model on a CPU."""
     enabled: bool = Field(False, description="Train LoRA adapters (peft), merged into the saved model.")
     r: int = Field(16, gt=0, description="Adapter rank.")
     alpha: int = Field(32, gt=0, description="Adapter scaling numerator (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapter input.")
-    target_modules: str | list[str] = Field("all-linear", description="Modules given adapters.")
+    target_modules: str | list[str] = Field("all-linear", description="Modules given adapters: "
+                                            "'all-linear' (every linear layer but the output head) or "
+                                            "names, e.g. q_proj ... down_proj for Llama and Qwen3.")
 
 
 class Sft(Section):
@@ -250,3 +254,5 @@ class Grpo(Section):
     online: GrpoOnline = Field(default_factory=GrpoOnline)
     offline: GrpoOffline = Field(default_factory=GrpoOffline)
     heldout: GrpoHeldout = Field(default_factory=GrpoHeldout)
+    lora: Lora = Field(default_factory=Lora, description="LoRA adapters in both phases, each merged "
+                       "into the model it saves; the KL reference stays the phase's start checkpoint.")

@@ -11,6 +11,9 @@
   ``generate`` or from vLLM (``use_vllm``; colocated in this process or a ``trl vllm-serve``
   server). Its KL reference is the checkpoint the phase starts from.
 
+With ``grpo.lora.enabled`` each phase trains LoRA adapters (peft) and saves its model merged, so the
+next phase and the stage's output are plain model folders (the small profile).
+
 Each phase lives in ``<work>/<phase>/``: checkpoints every ``save_steps`` (a killed child rerun
 with the same config resumes from the newest complete one), then ``model/`` and ``done.json``
 (a finished phase is never rerun). The last phase's model is copied to ``output_dir``.
@@ -33,6 +36,7 @@ from transformers import TrainingArguments
 
 from tasks.lm.modeling import load_model, load_tokenizer
 from tasks.common.params import Grpo, Verifiers
+from tasks.train.lora import lora_config, save_trained
 from tasks.train.mlflow_log import MlflowLog
 from tasks.train.pretrain import last_complete_checkpoint
 
@@ -151,6 +155,7 @@ def run_online(p: Grpo, cfg: dict, init_dir: Path, phase_dir: Path) -> tuple[Any
     args = online_config(p, cfg, checkpoint_dir, setup)
     trainer = GRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           reward_funcs=[with_extras(setup["reward_funcs"][0])] + setup["reward_funcs"][1:],
+                          peft_config=lora_config(p.lora),  # TRL's KL reference: adapters off
                           callbacks=[CompletionLog("online", checkpoint_dir / "completions")])
     return trainer, {"prompts": len(dataset), "verifiers": [f.__name__ for f in setup["reward_funcs"]],
                      "reward_weights": setup["reward_weights"]}
@@ -162,6 +167,10 @@ def run_offline(p: Grpo, cfg: dict, init_dir: Path, phase_dir: Path) -> tuple[An
     o = p.offline
     tokenizer = load_tokenizer(init_dir)
     model = load_model(init_dir, tokenizer)
+    if p.lora.enabled:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora_config(p.lora))
     ref = load_model(init_dir, tokenizer) if o.beta > 0 else None
     table, fit = fitting_groups(pd.read_parquet(cfg["offline_data"]), tokenizer, o.max_length)
     if table.empty:
@@ -195,7 +204,7 @@ def run_phase(phase: str, p: Grpo, cfg: dict, init_dir: Path, phase_dir: Path, i
     trainer, info = BUILDERS[phase](p, cfg, init_dir, phase_dir)
     last = last_complete_checkpoint(phase_dir / "checkpoints")
     result = trainer.train(resume_from_checkpoint=last)
-    trainer.save_model(str(phase_dir / "model"))
+    save_trained(trainer, phase_dir / "model", p.lora, state.is_main_process)
     state.wait_for_everyone()
     metrics = {**info, "init": init_name, "steps": trainer.state.global_step,
                "resumed_from_step": int(last.rsplit("-", 1)[1]) if last else 0,

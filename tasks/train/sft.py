@@ -41,6 +41,7 @@ import pandas as pd
 from tasks.lm.modeling import load_model, load_tokenizer
 from tasks.common.params import Sft, SftPhase
 from tasks.train import sft_data
+from tasks.train.lora import lora_config, save_trained
 from tasks.train.mlflow_log import MlflowLog
 from tasks.train.pretrain import last_complete_checkpoint
 
@@ -196,15 +197,6 @@ def sft_config(p: Sft, phase: SftPhase, checkpoint_dir: Path, seed: int, gpus: i
         dataloader_num_workers=0, ddp_find_unused_parameters=False, disable_tqdm=False)
 
 
-def lora_config(p: Sft) -> Any:
-    if not p.lora.enabled:
-        return None
-    from peft import LoraConfig
-
-    return LoraConfig(r=p.lora.r, lora_alpha=p.lora.alpha, lora_dropout=p.lora.dropout,
-                      target_modules=p.lora.target_modules, task_type="CAUSAL_LM")
-
-
 def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, cfg: dict[str, Any],
                 state: Any) -> dict[str, Any]:
     """One phase: SFT from ``start_dir``; the model (LoRA merged) is saved in ``<work>/model``."""
@@ -219,16 +211,11 @@ def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, 
     args = sft_config(p, phase, checkpoint_dir, cfg["seed"], cfg["gpus"])
     trainer = sft_trainer(p.loss_average, row_tokens=p.max_length, model=model, args=args, train_dataset=data,
                           processing_class=tokenizer,
-                         peft_config=lora_config(p), callbacks=[MlflowLog("sft", name)])
+                         peft_config=lora_config(p.lora), callbacks=[MlflowLog("sft", name)])
     mask = loss_mask_stats(trainer.train_dataset, len(data), tokenizer)
     last = last_complete_checkpoint(checkpoint_dir)
     result = trainer.train(resume_from_checkpoint=last)
-    if p.lora.enabled:
-        merged = trainer.model.merge_and_unload()
-        if state.is_main_process:
-            merged.save_pretrained(out)
-    else:
-        trainer.save_model(str(out))  # gathers sharded (FSDP/ZeRO-3) weights
+    save_trained(trainer, out, p.lora, state.is_main_process)
     state.wait_for_everyone()
     summary = {"phase": name, "examples": len(data), **fit_stats, **mask, "train_loss": result.training_loss,
                "steps": trainer.state.global_step,
