@@ -198,6 +198,13 @@ def test_sft_flow_with_lora_writes_a_merged_model_and_curves(mlflow_uri, tiny_ba
     assert not (model_dir / "adapter_config.json").exists() and not (model_dir / "phase.json").exists()
     model = load_model(model_dir)
     assert not [n for n, _ in model.named_parameters() if "lora" in n]
+    # the tag tokens' embedding rows trained with the adapters, and no other row
+    from tasks.lm.modeling import load_tokenizer
+    from tasks.train.lora import tag_token_ids
+
+    start = load_model(tiny_base[0]).get_input_embeddings().weight
+    rows = (start != model.get_input_embeddings().weight).any(dim=1).nonzero().flatten().tolist()
+    assert rows and set(rows) <= set(tag_token_ids(load_tokenizer(model_dir))), rows
     curve = pd.read_csv(tmp_path / "reports/sft/loss.csv")
     assert curve["phase"].tolist() == ["instruction", "answer", "cold_start", "cold_start"]
     assert curve["global_step"].tolist() == [2, 4, 6, 8]

@@ -11,8 +11,9 @@
   ``generate`` or from vLLM (``use_vllm``; colocated in this process or a ``trl vllm-serve``
   server). Its KL reference is the checkpoint the phase starts from.
 
-With ``grpo.lora.enabled`` each phase trains LoRA adapters (peft) and saves its model merged, so the
-next phase and the stage's output are plain model folders (the small profile).
+With ``grpo.lora.enabled`` each phase trains LoRA adapters (peft; :mod:`tasks.train.lora`; the
+tag tokens' rows were trained in SFT) and saves its model merged, so the next phase and the stage's output are
+plain model folders (the small profile).
 
 Each phase lives in ``<work>/<phase>/``: checkpoints every ``save_steps`` (a killed child rerun
 with the same config resumes from the newest complete one), then ``model/`` and ``done.json``
@@ -155,7 +156,8 @@ def run_online(p: Grpo, cfg: dict, init_dir: Path, phase_dir: Path) -> tuple[Any
     args = online_config(p, cfg, checkpoint_dir, setup)
     trainer = GRPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           reward_funcs=[with_extras(setup["reward_funcs"][0])] + setup["reward_funcs"][1:],
-                          peft_config=lora_config(p.lora),  # TRL's KL reference: adapters off
+                          # with adapters TRL's KL reference is the model with them off
+                          peft_config=lora_config(p.lora, tag_ids=[]),
                           callbacks=[CompletionLog("online", checkpoint_dir / "completions")])
     return trainer, {"prompts": len(dataset), "verifiers": [f.__name__ for f in setup["reward_funcs"]],
                      "reward_weights": setup["reward_weights"]}
@@ -170,7 +172,7 @@ def run_offline(p: Grpo, cfg: dict, init_dir: Path, phase_dir: Path) -> tuple[An
     if p.lora.enabled:
         from peft import get_peft_model
 
-        model = get_peft_model(model, lora_config(p.lora))
+        model = get_peft_model(model, lora_config(p.lora, tag_ids=[]))
     ref = load_model(init_dir, tokenizer) if o.beta > 0 else None
     table, fit = fitting_groups(pd.read_parquet(cfg["offline_data"]), tokenizer, o.max_length)
     if table.empty:

@@ -41,7 +41,7 @@ import pandas as pd
 from tasks.lm.modeling import load_model, load_tokenizer
 from tasks.common.params import Sft, SftPhase
 from tasks.train import sft_data
-from tasks.train.lora import lora_config, save_trained
+from tasks.train.lora import lora_config, save_trained, tag_token_ids
 from tasks.train.mlflow_log import MlflowLog
 from tasks.train.pretrain import last_complete_checkpoint
 
@@ -211,7 +211,8 @@ def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, 
     args = sft_config(p, phase, checkpoint_dir, cfg["seed"], cfg["gpus"])
     trainer = sft_trainer(p.loss_average, row_tokens=p.max_length, model=model, args=args, train_dataset=data,
                           processing_class=tokenizer,
-                         peft_config=lora_config(p.lora), callbacks=[MlflowLog("sft", name)])
+                          peft_config=lora_config(p.lora, tag_token_ids(tokenizer)),
+                          callbacks=[MlflowLog("sft", name)])
     mask = loss_mask_stats(trainer.train_dataset, len(data), tokenizer)
     last = last_complete_checkpoint(checkpoint_dir)
     result = trainer.train(resume_from_checkpoint=last)
