@@ -1,15 +1,18 @@
 """Seed spread: the whole chain for several seeds with ``dvc exp run``, each metric's mean and spread.
 
-    PYTHONPATH=$PWD python bench/seeds.py [--seeds 0 1 2] [--profile default] [--keep]
+    PYTHONPATH=$PWD python bench/seeds.py [--seeds 0 1 2] [--profile default] [--keep] [--force]
 
 Each seed is one DVC experiment (``dvc exp run -S base.seed=N -S base.profile=P``), run one after
 the other in the workspace (every stage whose params depend on the seed reruns: the splits, the
-traces, every training run). Afterwards the headline numbers are read from each experiment's
-commit (``git show <rev>:reports/...``, the detailed reports are tracked by git) and printed as one JSON line: per metric the values, mean, standard
-deviation and range, and per seed whether sft beat pretrain with the paired interval above 0.
+traces, every training run). A seed whose stages ``dvc.lock`` already holds (the committed run)
+costs nothing: DVC finds them up to date; ``--force`` reruns every stage of every seed. Afterwards
+the headline numbers are read from each experiment's commit (``git show <rev>:reports/...``, the
+detailed reports are tracked by git) and printed as one JSON line: per metric the values, mean,
+standard deviation and range, and per seed the paired sft - pretrain and grpo - sft differences on
+the mean (with their 95% intervals) and the families whose sft interval lies above chance.
 The experiments are removed afterwards unless ``--keep`` (``dvc exp apply`` one to inspect it).
-Cost: one full ``dvc repro`` per seed (about 30 minutes each on 2 CPU cores for the default
-profile, a few minutes for smoke).
+Cost: one full ``dvc repro`` per seed that is not the committed one (about 36 minutes each on 2
+CPU cores for the default profile, a few minutes for smoke).
 """
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ import numpy as np
 HEADLINES = {
     "reports/evaluate/metrics.json": [
         ("loglik", ckpt, "mean_accuracy") for ckpt in ("pretrain", "sft", "grpo")]
-    + [("loglik", "sft", "families", "cell_type", "acc"),
-       ("checkpoints", "sft", "format_rate")],
+    + [("loglik", "sft", "families", family, "acc") for family in ("cell_type", "protein_family")]
+    + [("checkpoints", ckpt, "format_rate") for ckpt in ("sft", "grpo")],
     "reports/annotate/metrics.json": [("accept_rate",)],
 }
 
@@ -38,10 +41,17 @@ def dig(data: dict, path: tuple[str, ...]):
     return data
 
 
-def sft_beats_pretrain(metrics: dict) -> bool | None:
-    rows = dig(metrics, ("paired", "sft - pretrain")) or []
+def paired_mean(metrics: dict, comparison: str) -> dict | None:
+    """The paired difference on the mean over families: diff, low, high, p."""
+    rows = dig(metrics, ("paired", comparison)) or []
     mean = next((r for r in rows if r["family"] == "mean over families"), None)
-    return None if mean is None else mean["low"] > 0
+    return None if mean is None else {k: mean[k] for k in ("diff", "low", "high", "p_value")}
+
+
+def families_above_chance(metrics: dict, checkpoint: str = "sft") -> list[str]:
+    """Families whose 95% interval of log-likelihood accuracy lies wholly above chance."""
+    families = dig(metrics, ("loglik", checkpoint, "families")) or {}
+    return sorted(f for f, r in families.items() if r.get("scorable") and r["low"] > r["chance"])
 
 
 def run(cmd: list[str]) -> str:
@@ -54,13 +64,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--profile", default="default")
     parser.add_argument("--keep", action="store_true", help="keep the experiments afterwards")
+    parser.add_argument("--force", action="store_true", help="rerun stages DVC finds up to date")
     args = parser.parse_args()
 
     names = {}
     for seed in args.seeds:
         name = f"seed-{seed}-{args.profile}"
-        run(["dvc", "exp", "run", "--name", name, "--force", "-S", f"base.seed={seed}",
-             "-S", f"base.profile={args.profile}"])
+        run(["dvc", "exp", "run", "--name", name, *(["--force"] if args.force else []),
+             "-S", f"base.seed={seed}", "-S", f"base.profile={args.profile}"])
         names[seed] = name
     shown = json.loads(run(["dvc", "exp", "show", "--json"]))
     per_exp = {}
@@ -70,7 +81,7 @@ def main() -> None:
             if exp.get("name") in names.values() and rev:
                 per_exp[exp["name"]] = {path: json.loads(run(["git", "show", f"{rev}:{path}"]))
                                         for path in HEADLINES}
-    out = {"profile": args.profile, "seeds": args.seeds, "metrics": {}, "sft_beats_pretrain": {}}
+    out = {"profile": args.profile, "seeds": args.seeds, "metrics": {}, "per_seed": {}}
     for path, keys in HEADLINES.items():
         for key in keys:
             values = [dig(per_exp.get(names[s], {}).get(path, {}), key) for s in args.seeds]
@@ -83,7 +94,10 @@ def main() -> None:
                                              range=[min(found), max(found)])
     for s in args.seeds:
         metrics = per_exp.get(names[s], {}).get("reports/evaluate/metrics.json", {})
-        out["sft_beats_pretrain"][s] = sft_beats_pretrain(metrics)
+        sft_pretrain = paired_mean(metrics, "sft - pretrain")
+        out["per_seed"][s] = {"sft - pretrain": sft_pretrain, "grpo - sft": paired_mean(metrics, "grpo - sft"),
+                              "sft_beats_pretrain": None if sft_pretrain is None else sft_pretrain["low"] > 0,
+                              "sft_families_above_chance": families_above_chance(metrics)}
     if not args.keep:
         run(["dvc", "exp", "remove", *names.values()])
     print(json.dumps(out))
