@@ -149,3 +149,35 @@ def test_trainer_moves_weight_towards_the_gold_trace(tiny_base, tmp_path):
     assert margin(model) > before + 0.5                                   # gold's yes over negative's no
     logged = [h for h in trainer.state.log_history if "weighted_nll" in h]
     assert logged and all("kl" in h and "gold_weight" in h for h in logged)
+
+
+def test_lora_reference_is_the_policy_with_adapters_off(tiny_base, tmp_path):
+    """Under LoRA no second model is loaded: the KL reference is the peft model with its adapters
+    disabled. Adapters start at zero, so the first step's KL is 0; once they moved it is not (a
+    reference that kept the adapters on would stay at 0). A plain model without a reference fails."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import TrainingArguments
+
+    from tasks.lm.modeling import load_model, load_tokenizer
+
+    tok = load_tokenizer(tiny_base[0])
+    prompt = [{"role": "user", "content": "Is CD3D a T cell marker?"}]
+    table = pd.DataFrame({"group": ["g", "g"], "family": "x", "variant": ["gold", "negative"],
+                          "prompt": [prompt, prompt],
+                          "completion": ["<think>CD3D</think><answer>yes</answer>",
+                                         "<think>CD3D</think><answer>no</answer>"],
+                          "reward": [1.0, -1.0], "weight": list(group_weights([1.0, -1.0], alpha=3.0))})
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=1,
+                             learning_rate=5e-2, use_cpu=True, report_to="none", save_strategy="no",
+                             remove_unused_columns=False, logging_steps=1, disable_tqdm=True)
+    kwargs = dict(args=args, train_dataset=TraceGroups(table, tok), data_collator=GroupCollator(tok.pad_token_id),
+                  beta=0.1)
+    with pytest.raises(ValueError, match="needs the reference model"):
+        MultiTraceTrainer(model=load_model(tiny_base[0], tok), **kwargs)
+    model = get_peft_model(load_model(tiny_base[0], tok),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    trainer = MultiTraceTrainer(model=model, **kwargs)
+    assert trainer.ref_model is None
+    trainer.train()
+    kl = [h["kl"] for h in trainer.state.log_history if "kl" in h]
+    assert len(kl) == 4 and abs(kl[0]) < 1e-6 and kl[-1] > 1e-6

@@ -62,8 +62,8 @@ class SftPhase(Section):
 
 class Lora(Section):
     """LoRA adapters of one training stage (``sft.lora``, ``grpo.lora``); the small profile's way
-    to train a pretrained model on a CPU. The tag tokens' embedding rows train with them
-    (tasks/train/lora.py)."""
+    to train a pretrained model on a CPU. Under sft the tag tokens' embedding rows train with them;
+    grpo trains the adapters alone (tasks/train/lora.py says why)."""
     enabled: bool = Field(False, description="Train LoRA adapters (peft), merged into the saved model.")
     r: int = Field(16, gt=0, description="Adapter rank.")
     alpha: int = Field(32, gt=0, description="Adapter scaling numerator (scale = alpha / r).")

@@ -109,7 +109,7 @@ def loglik_markdown(loglik: dict[str, dict], paired: dict[str, list[dict]],
         lines.append(f"| {f} | {first['scorable']} | {first['chance']:.3f} | " + " | ".join(cells) + " |")
     means = [f"{m['mean_accuracy']:.3f}" if m["mean_accuracy"] is not None else "–" for m in loglik.values()]
     chance = next(iter(loglik.values()))["mean_chance"]
-    lines.append(f"| mean over families | | {chance:.3f} | " + " | ".join(means)
+    lines.append(f"| {MEAN} | | {chance:.3f} | " + " | ".join(means)
                  + " |" * (len(baselines) + 1))
     out = [f"## Log-likelihood accuracy per family, {mode} (test split), 95% Wilson interval", "",
            f"{MODE_TEXT[mode]}; the prediction is the most likely option. Problems with open answers "

@@ -65,12 +65,12 @@ def report_markdown(metrics: dict, loglik_section: str = "") -> str:
     accuracy, PerturbQA AUROC, format/length, macro-F1, Biomni-Eval1 rules."""
     ckpts, base = metrics["checkpoints"], metrics["baselines"]
     families = sorted(metrics["problems"])
-    acc = {c: {f: m["families"][f]["accuracy"] for f in families} | {"mean over families": m["mean_accuracy"]}
+    acc = {c: {f: m["families"][f]["accuracy"] for f in families} | {MEAN: m["mean_accuracy"]}
            for c, m in ckpts.items()}
     mean = {k: round(float(np.mean([base[k][f] for f in families if f in base[k]])), 4)
             for k in ("majority", "random")}
-    extra = {"majority": base["majority"] | {"mean over families": mean["majority"]},
-             "random": base["random"] | {"mean over families": mean["random"]},
+    extra = {"majority": base["majority"] | {MEAN: mean["majority"]},
+             "random": base["random"] | {MEAN: mean["random"]},
              "n": metrics["problems"]}
     out = ["# Evaluation", "", f"Profile `{metrics['profile']}`; greedy decoding, at most "
            f"{metrics['max_new_tokens']} new tokens; answers read from the `<{metrics['answer_tag']}>` tag.",
@@ -78,7 +78,7 @@ def report_markdown(metrics: dict, loglik_section: str = "") -> str:
     if metrics.get("not_generated"):
         out += [f"Not generated (`evaluate.generate`; log-likelihood above only): "
                 f"{', '.join(metrics['not_generated'])}.", ""]
-    out += [markdown_table(families + ["mean over families"], acc, extra, "family")]
+    out += [markdown_table(families + [MEAN], acc, extra, "family")]
     perturb = [f for f in PERTURB if f in families]
     if perturb:
         auroc = {c: {f: m["perturbqa"].get(f, {}).get("auroc") for f in perturb} for c, m in ckpts.items()}

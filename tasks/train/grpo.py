@@ -173,7 +173,9 @@ def run_offline(p: Grpo, cfg: dict, init_dir: Path, phase_dir: Path) -> tuple[An
         from peft import get_peft_model
 
         model = get_peft_model(model, lora_config(p.lora, tag_ids=[]))
-    ref = load_model(init_dir, tokenizer) if o.beta > 0 else None
+    # under LoRA the KL reference is the policy with its adapters off (as TRL's online trainer
+    # does): the start model, without a second copy of it in memory
+    ref = load_model(init_dir, tokenizer) if o.beta > 0 and not p.lora.enabled else None
     table, fit = fitting_groups(pd.read_parquet(cfg["offline_data"]), tokenizer, o.max_length)
     if table.empty:
         raise ValueError(f"grpo.offline.max_length {o.max_length}: no trace group fits whole")

@@ -169,12 +169,17 @@ def multitrace_loss(logp: torch.Tensor, ref_logp: torch.Tensor | None, batch: di
 
 
 class MultiTraceTrainer(Trainer):
-    """Trainer with the multi-trace loss; ``ref_model`` (frozen) is needed when ``beta`` > 0."""
+    """Trainer with the multi-trace loss. With ``beta`` > 0 the KL reference is ``ref_model`` (frozen)
+    or, for a peft model given none, the model itself with its adapters disabled."""
 
     def __init__(self, *args: Any, ref_model: Any = None, beta: float = 0.0, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        self.adapters_off = None
         if beta > 0 and ref_model is None:
-            raise ValueError("offline multi-trace GRPO with beta > 0 needs the reference model")
+            self.adapters_off = getattr(self.accelerator.unwrap_model(self.model), "disable_adapter", None)
+            if self.adapters_off is None:
+                raise ValueError("offline multi-trace GRPO with beta > 0 needs the reference model "
+                                 "(or a peft model, whose adapters off are the reference)")
         if ref_model is not None and self.is_deepspeed_enabled:
             raise ValueError("offline multi-trace GRPO keeps its KL reference outside DeepSpeed: "
                              "use an fsdp or ddp accelerate config, or beta 0")
@@ -191,6 +196,9 @@ class MultiTraceTrainer(Trainer):
         if self.ref_model is not None:
             with torch.no_grad():
                 ref_logp = token_logprobs(self.ref_model, inputs["input_ids"], inputs["attention_mask"])
+        elif self.adapters_off is not None:
+            with torch.no_grad(), self.adapters_off():
+                ref_logp = token_logprobs(model, inputs["input_ids"], inputs["attention_mask"])
         loss, parts = multitrace_loss(logp, ref_logp, inputs, self.beta)
         for key, value in parts.items():
             self._parts[key].append(value)

@@ -223,7 +223,6 @@ def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, 
                "resumed_from_step": int(last.rsplit("-", 1)[1]) if last else 0,
                "train_seconds": result.metrics.get("train_runtime"), "lora": p.lora.enabled}
     if state.is_main_process:
-        tokenizer.save_pretrained(out)
         (out / "training_args.bin").unlink(missing_ok=True)  # no pickles cross a stage boundary
         (work / "history.json").write_text(json.dumps(trainer.state.log_history))
         (out / DONE).write_text(json.dumps(summary, indent=2))
