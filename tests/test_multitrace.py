@@ -116,18 +116,23 @@ def test_collator_flattens_groups():
     assert batch["attention_mask"].sum().item() == 6
 
 
+def gold_and_negative() -> pd.DataFrame:
+    """One trace group: a gold trace answering yes, its negative answering no."""
+    prompt = [{"role": "user", "content": "Is CD3D a T cell marker?"}]
+    return pd.DataFrame({"group": ["g", "g"], "family": "x", "variant": ["gold", "negative"],
+                         "prompt": [prompt, prompt],
+                         "completion": ["<think>CD3D</think><answer>yes</answer>",
+                                        "<think>CD3D</think><answer>no</answer>"],
+                         "reward": [1.0, -1.0], "weight": list(group_weights([1.0, -1.0], alpha=3.0))})
+
+
 def test_trainer_moves_weight_towards_the_gold_trace(tiny_base, tmp_path):
     from transformers import TrainingArguments
 
     from tasks.lm.modeling import load_model, load_tokenizer
 
     tok = load_tokenizer(tiny_base[0])
-    prompt = [{"role": "user", "content": "Is CD3D a T cell marker?"}]
-    table = pd.DataFrame({"group": ["g", "g"], "family": "x", "variant": ["gold", "negative"],
-                          "prompt": [prompt, prompt],
-                          "completion": ["<think>CD3D</think><answer>yes</answer>",
-                                         "<think>CD3D</think><answer>no</answer>"],
-                          "reward": [1.0, -1.0], "weight": list(group_weights([1.0, -1.0], alpha=3.0))})
+    table = gold_and_negative()
     data = TraceGroups(table, tok)
     collate = GroupCollator(tok.pad_token_id)
     batch = collate([data[0]])
@@ -161,12 +166,7 @@ def test_lora_reference_is_the_policy_with_adapters_off(tiny_base, tmp_path):
     from tasks.lm.modeling import load_model, load_tokenizer
 
     tok = load_tokenizer(tiny_base[0])
-    prompt = [{"role": "user", "content": "Is CD3D a T cell marker?"}]
-    table = pd.DataFrame({"group": ["g", "g"], "family": "x", "variant": ["gold", "negative"],
-                          "prompt": [prompt, prompt],
-                          "completion": ["<think>CD3D</think><answer>yes</answer>",
-                                         "<think>CD3D</think><answer>no</answer>"],
-                          "reward": [1.0, -1.0], "weight": list(group_weights([1.0, -1.0], alpha=3.0))})
+    table = gold_and_negative()
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=1,
                              learning_rate=5e-2, use_cpu=True, report_to="none", save_strategy="no",
                              remove_unused_columns=False, logging_steps=1, disable_tqdm=True)
