@@ -23,6 +23,8 @@ import sys
 
 import numpy as np
 
+from tasks.evaluate.stats import MEAN
+
 # metrics file -> the paths inside it that are compared across seeds
 HEADLINES = {
     "reports/evaluate/metrics.json": [
@@ -44,7 +46,7 @@ def dig(data: dict, path: tuple[str, ...]):
 def paired_mean(metrics: dict, comparison: str) -> dict | None:
     """The paired difference on the mean over families: diff, low, high, p."""
     rows = dig(metrics, ("paired", comparison)) or []
-    mean = next((r for r in rows if r["family"] == "mean over families"), None)
+    mean = next((r for r in rows if r["family"] == MEAN), None)
     return None if mean is None else {k: mean[k] for k in ("diff", "low", "high", "p_value")}
 
 

@@ -45,7 +45,7 @@ def main() -> None:
     from tasks.common.params import Verifiers, load_params
     from tasks.common.prompts import load_prompts, problem_messages
     from tasks.evaluate.loglik import label_sets, loglik_summary, score_modes
-    from tasks.evaluate.stats import wilson
+    from tasks.evaluate.stats import MEAN, wilson
     from tasks.lm.modeling import load_model, load_tokenizer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,7 +83,7 @@ def main() -> None:
         col[name] = [f"{fams[f]['acc']:.3f} [{fams[f]['low']:.2f}, {fams[f]['high']:.2f}]" for f in summary.index]
         table = col
         del model
-    table.loc["mean over families"] = [f"{out['models'][next(iter(out['models']))]['mean_chance']:.3f}"] + [
+    table.loc[MEAN] = [f"{out['models'][next(iter(out['models']))]['mean_chance']:.3f}"] + [
         f"{m['mean_accuracy']:.3f}" for m in out["models"].values()]
     print(table.to_markdown())
     print(json.dumps(out))
