@@ -11,6 +11,9 @@ detailed reports are tracked by git) and printed as one JSON line: per metric th
 standard deviation and range, and per seed the paired sft - pretrain and grpo - sft differences on
 the mean (with their 95% intervals) and the families whose sft interval lies above chance.
 The experiments are removed afterwards unless ``--keep`` (``dvc exp apply`` one to inspect it).
+It refuses to start in a workspace with uncommitted changes to tracked files (an experiment would
+sweep them into every seed's run) and leaves the workspace as HEAD has it at the end (params, lock,
+reports and DVC outputs), however it ends.
 Cost: one full ``dvc repro`` per seed that is not the committed one (about 36 minutes each on 2
 CPU cores for the default profile, a few minutes for smoke).
 """
@@ -61,6 +64,14 @@ def run(cmd: list[str]) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 
+def restore_head() -> None:
+    """The workspace as HEAD has it: ``dvc exp run`` leaves the last experiment's params, dvc.lock,
+    reports and outputs in place (and staged)."""
+    run(["git", "reset", "-q"])
+    run(["git", "checkout", "--", "."])
+    run(["dvc", "checkout", "--quiet"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -68,13 +79,20 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the experiments afterwards")
     parser.add_argument("--force", action="store_true", help="rerun stages DVC finds up to date")
     args = parser.parse_args()
+    dirty = run(["git", "status", "--porcelain", "--untracked-files=no"]).rstrip()
+    if dirty:
+        sys.exit(f"bench/seeds.py: uncommitted changes to tracked files; commit or stash them "
+                 f"first (every experiment would run with them):\n{dirty}")
 
     names = {}
-    for seed in args.seeds:
-        name = f"seed-{seed}-{args.profile}"
-        run(["dvc", "exp", "run", "--name", name, *(["--force"] if args.force else []),
-             "-S", f"base.seed={seed}", "-S", f"base.profile={args.profile}"])
-        names[seed] = name
+    try:
+        for seed in args.seeds:
+            name = f"seed-{seed}-{args.profile}"
+            run(["dvc", "exp", "run", "--name", name, *(["--force"] if args.force else []),
+                 "-S", f"base.seed={seed}", "-S", f"base.profile={args.profile}"])
+            names[seed] = name
+    finally:
+        restore_head()
     shown = json.loads(run(["dvc", "exp", "show", "--json"]))
     per_exp = {}
     for entry in shown:
