@@ -58,6 +58,7 @@ class SftPhase(Section):
     epochs: int = Field(description="Passes over the phase's chats (balanced: chats_per_family per family each); 0 skips the phase.", ge=0)
     learning_rate: float = Field(gt=0, description="Peak learning rate of this phase.")
     max_steps: int | None = Field(None, gt=0, description="Cap on optimizer steps (tests, quick looks); null: the epochs decide.")
+    tokens_per_family: int | None = Field(None, gt=0, description="Tokens a family may cost per epoch of this phase, at most: a family of long chats (cell plus DNA prompts, ~950 tokens) gets this over its mean chat length, fewer than chats_per_family; null: no cap.")
 
 
 class Lora(Section):
@@ -84,7 +85,6 @@ class Sft(Section):
     max_length: int = Field(1536, gt=16, description="Tokens per chat, sized from the data (p99 of the chats); a longer chat is never cut (its answer is at the end): see on_overlength.")
     on_overlength: Literal["drop", "error"] = Field("drop", description="A chat over max_length: dropped and counted per family, or the stage stops.")
     chats_per_family: int | None = Field(None, gt=0, description="Chats each family contributes per epoch (subsampled afresh each epoch, or repeated; seeded), so no family's answer words dominate; null: every chat once per epoch.")
-    tokens_per_family: int | None = Field(None, gt=0, description="Tokens a family may cost per epoch, at most: a family of long chats (cell plus DNA prompts, ~950 tokens) gets this over its mean chat length, fewer than chats_per_family; null: no cap.")
     loss_average: Literal["chat", "token"] = Field(
         "chat", description="chat: each chat's mean token loss, averaged over chats, so every problem "
                             "weighs the same; token: the mean over all trained tokens of the batch (TRL's "
