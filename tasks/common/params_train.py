@@ -58,7 +58,6 @@ class SftPhase(Section):
     epochs: int = Field(description="Passes over the phase's chats (balanced: chats_per_family per family each); 0 skips the phase.", ge=0)
     learning_rate: float = Field(gt=0, description="Peak learning rate of this phase.")
     max_steps: int | None = Field(None, gt=0, description="Cap on optimizer steps (tests, quick looks); null: the epochs decide.")
-    tokens_per_family: int | None = Field(None, gt=0, description="Tokens a family may cost per epoch of this phase, at most: a family of long chats (cell plus DNA prompts, ~950 tokens) gets this over its mean chat length, fewer than chats_per_family; null: no cap.")
 
 
 class Lora(Section):

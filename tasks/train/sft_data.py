@@ -8,9 +8,7 @@ Balance: the annotate stage yields very unequal families (800 PerturbQA chats, u
 ones), and a model trained on the raw mix learns the commonest answer word. With
 ``chats_per_family`` each family contributes that many chats per epoch: larger families are
 subsampled (a fresh seeded subset each epoch, so over several epochs most chats are seen), smaller
-ones repeated. Chats differ in length too (a cell-plus-DNA prompt is 950 tokens, a PerturbQA one
-130), and compute goes by tokens: ``tokens_per_family`` caps what a family costs per epoch, so a
-family of long chats gets fewer of them (its mean chat length decides how many).
+ones repeated.
 
 >>> df = pd.DataFrame({"family": ["a"] * 4 + ["b"], "n_tokens": [10, 10, 10, 99, 10]})
 >>> kept, stats = fit(df, max_length=50, on_overlength="drop")
@@ -20,8 +18,6 @@ family of long chats gets fewer of them (its mean chat length decides how many).
 [4, 4]
 >>> sorted(kept.loc[balanced_epochs(kept, 1, per_family=2, seed=0)[0], "family"])
 ['a', 'a', 'b', 'b']
->>> family_quota(pd.DataFrame({"family": ["a", "a", "b"], "n_tokens": [10, 30, 100]}), 5, 60)
-{'a': 3, 'b': 1}
 """
 from __future__ import annotations
 
@@ -71,52 +67,32 @@ def fit(chats: pd.DataFrame, max_length: int, on_overlength: str) -> tuple[pd.Da
     return chats[~over].reset_index(drop=True), stats
 
 
-def family_quota(chats: pd.DataFrame, per_family: int | None,
-                 tokens_per_family: int | None) -> dict[str, int]:
-    """Chats of each family per epoch: ``per_family`` (every chat when None), and no more than
-    ``tokens_per_family`` tokens at the family's mean chat length (at least one chat)."""
-    quota = {}
-    for family, group in chats.groupby("family", sort=True):
-        n = per_family or len(group)
-        if tokens_per_family:
-            n = min(n, max(1, int(tokens_per_family // group["n_tokens"].mean())))
-        quota[str(family)] = n
-    return quota
-
-
-def balanced_epochs(chats: pd.DataFrame, epochs: int, per_family: int | None, seed: int,
-                    tokens_per_family: int | None = None) -> list[list[int]]:
-    """Row indices of ``chats`` per epoch, each family's :func:`family_quota`, shuffled."""
+def balanced_epochs(chats: pd.DataFrame, epochs: int, per_family: int, seed: int) -> list[list[int]]:
+    """Row indices of ``chats`` per epoch, ``per_family`` of every family, shuffled."""
     rng = np.random.default_rng(seed)
-    quota = family_quota(chats, per_family, tokens_per_family)
-    groups = [(quota[str(f)], g.index.to_numpy()) for f, g in chats.groupby("family", sort=True)]
+    groups = [g.index.to_numpy() for _, g in chats.groupby("family", sort=True)]
     out = []
     for _ in range(epochs):
         picked = []
-        for n, ix in groups:
-            whole, rest = divmod(n, len(ix))
+        for ix in groups:
+            whole, rest = divmod(per_family, len(ix))
             picked += list(np.tile(ix, whole)) + list(rng.choice(ix, rest, replace=False))
         out.append([int(i) for i in rng.permutation(picked)])
     return out
 
 
-def training_rows(chats: pd.DataFrame, epochs: int, per_family: int | None, seed: int,
-                  tokens_per_family: int | None = None) -> pd.DataFrame:
-    """The phase's whole training stream: ``epochs`` passes, balanced when ``per_family`` or
-    ``tokens_per_family`` is set."""
-    if per_family or tokens_per_family:
-        order = [i for epoch in balanced_epochs(chats, epochs, per_family, seed, tokens_per_family)
-                 for i in epoch]
+def training_rows(chats: pd.DataFrame, epochs: int, per_family: int | None, seed: int) -> pd.DataFrame:
+    """The phase's whole training stream: ``epochs`` passes, balanced when ``per_family`` is set."""
+    if per_family:
+        order = [i for epoch in balanced_epochs(chats, epochs, per_family, seed) for i in epoch]
     else:
         rng = np.random.default_rng(seed)
         order = [int(i) for _ in range(epochs) for i in rng.permutation(len(chats))]
     return chats.iloc[order].reset_index(drop=True)
 
 
-def family_counts(rows: pd.DataFrame, column: str | None = None) -> dict[str, int]:
-    """Rows per family, or the sum of ``column`` per family (``n_tokens``: tokens trained)."""
-    counts = rows.groupby("family").size() if column is None else rows.groupby("family")[column].sum()
-    return {str(k): int(v) for k, v in counts.items()}
+def family_counts(rows: pd.DataFrame) -> dict[str, int]:
+    return {str(k): int(v) for k, v in rows.groupby("family").size().items()}
 
 
 def row_groups(lengths: list[int], capacity: int) -> list[list[int]]:
