@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 
@@ -64,11 +65,13 @@ def run(cmd: list[str]) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 
-def restore_head() -> None:
+def restore_head(branch: str) -> None:
     """The workspace as HEAD has it: ``dvc exp run`` leaves the last experiment's params, dvc.lock,
-    reports and outputs in place (and staged)."""
+    reports and outputs in place (and staged), and one killed halfway leaves HEAD detached."""
     run(["git", "reset", "-q"])
     run(["git", "checkout", "--", "."])
+    if branch:
+        run(["git", "checkout", "-q", branch])
     run(["dvc", "checkout", "--quiet"])
 
 
@@ -83,6 +86,10 @@ def main() -> None:
     if dirty:
         sys.exit(f"bench/seeds.py: uncommitted changes to tracked files; commit or stash them "
                  f"first (every experiment would run with them):\n{dirty}")
+    branch = subprocess.run(["git", "symbolic-ref", "--short", "-q", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    # a kill (SIGTERM) unwinds through the finally below, so the workspace is restored then too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     names = {}
     try:
@@ -92,7 +99,7 @@ def main() -> None:
                  "-S", f"base.seed={seed}", "-S", f"base.profile={args.profile}"])
             names[seed] = name
     finally:
-        restore_head()
+        restore_head(branch)
     shown = json.loads(run(["dvc", "exp", "show", "--json"]))
     per_exp = {}
     for entry in shown:
