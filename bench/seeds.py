@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -61,8 +62,19 @@ def families_above_chance(metrics: dict, checkpoint: str = "sft") -> list[str]:
 
 
 def run(cmd: list[str]) -> str:
+    """``cmd``'s stdout; it runs in a process group of its own, killed whole if this script is
+    stopped (``dvc exp run``'s stage commands would go on writing outputs otherwise)."""
     print("+", " ".join(cmd), file=sys.stderr, flush=True)
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd, out, err)
+    return out
 
 
 def restore_head(branch: str) -> None:
