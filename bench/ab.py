@@ -9,8 +9,8 @@ Each REV is a commit or a ``dvc exp`` experiment (``git for-each-ref refs/exps``
 same test problems (the seed draws the splits), so a change to the training is compared on exactly
 the problems it was measured on: :func:`tasks.evaluate.stats.paired_bootstrap` per seed, then on
 every seed's problems together (each family's problems of all seeds resampled together, the mean
-over families as the headline). The evaluations are read from the DVC cache (``data/evaluate/
-loglik.parquet`` of each run's lock), so nothing is rerun and the workspace is not touched.
+over families as the headline). Each run's ``data/evaluate/loglik.parquet`` is read at its revision
+from the DVC cache (``dvc.api.read``), so nothing is rerun and the workspace is not touched.
 
 Why: one run of the default profile moves the mean by up to 0.04 and cell_type by 0.19 from seed to
 seed (README, Seed spread); a change is judged by the paired difference over several seeds, not by
@@ -21,42 +21,23 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import subprocess
-from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from tasks.evaluate.stats import MEAN, paired_bootstrap
+from tasks.evaluate.stats import MEAN, align, paired_bootstrap
 
-CACHE = Path(".dvc/cache/files/md5")
-TABLE = "loglik.parquet"
-
-
-def cached(md5: str) -> Path:
-    return CACHE / md5[:2] / md5[2:]
+TABLE = "data/evaluate/loglik.parquet"
 
 
 def loglik(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
     """The run's per-problem correctness of ``checkpoint`` (``mode`` log-likelihood)."""
-    lock = yaml.safe_load(subprocess.run(["git", "show", f"{rev}:dvc.lock"], check=True,
-                                         capture_output=True, text=True).stdout)
-    outs = {o["path"]: o["md5"] for o in lock["stages"]["evaluate"]["outs"]}
-    listing = json.loads(cached(outs["data/evaluate"]).read_text())
-    md5 = next(f["md5"] for f in listing if f["relpath"] == TABLE)
-    table = pd.read_parquet(io.BytesIO(cached(md5).read_bytes()))
+    import dvc.api
+
+    table = pd.read_parquet(io.BytesIO(dvc.api.read(TABLE, rev=rev, mode="rb")))
     table = table[(table["checkpoint"] == checkpoint) & (table["mode"] == mode) & table["scorable"]]
     if table.empty:
         raise SystemExit(f"bench/ab.py: {rev}: no scorable {mode} rows of {checkpoint!r} in {TABLE}")
     return table[["problem_id", "family", "correct"]]
-
-
-def compare(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
-    merged = before.merge(after, on=["problem_id", "family"], suffixes=("_before", "_after"))
-    if len(merged) != len(before) or len(merged) != len(after):
-        raise SystemExit(f"bench/ab.py: the two runs scored different problems ({len(before)}, "
-                         f"{len(after)}, {len(merged)} shared): not the same seed?")
-    return merged
 
 
 def main() -> None:
@@ -71,12 +52,14 @@ def main() -> None:
 
     runs, pooled = {}, []
     for i, (a, b) in enumerate(zip(args.before, args.after)):
-        merged = compare(loglik(a, args.checkpoint, args.mode), loglik(b, args.checkpoint, args.mode))
-        runs[f"{a} -> {b}"] = paired_bootstrap(merged["correct_after"], merged["correct_before"],
-                                               merged["family"])
-        pooled.append(merged.assign(problem_id=f"{i}:" + merged["problem_id"]))
+        try:
+            pair = align(loglik(a, args.checkpoint, args.mode), loglik(b, args.checkpoint, args.mode))
+        except ValueError as err:  # align refuses two runs that scored different problems
+            raise SystemExit(f"bench/ab.py: {a} vs {b}: {err} (not the same seed?)")
+        runs[f"{a} -> {b}"] = paired_bootstrap(pair["b"], pair["a"], pair["family"])
+        pooled.append(pair.assign(problem_id=f"{i}:" + pair["problem_id"]))
     both = pd.concat(pooled, ignore_index=True)
-    runs["pooled"] = paired_bootstrap(both["correct_after"], both["correct_before"], both["family"])
+    runs["pooled"] = paired_bootstrap(both["b"], both["a"], both["family"])
 
     print(f"{args.checkpoint} ({args.mode} log-likelihood), after - before, 95% paired bootstrap")
     for name, table in runs.items():

@@ -5,10 +5,9 @@ from tasks.train.sft_data import family_counts, training_rows
 
 
 def _chats():
-    # "big": 30 chats (subsampled to the quota); "small": 5 (repeated to fill it)
-    rows = [("big", 900)] * 30 + [("small", 100)] * 5
-    return pd.DataFrame({"id": range(len(rows)), "family": [f for f, _ in rows],
-                         "n_tokens": [n for _, n in rows]})
+    # "big": 30 chats (subsampled to per_family); "small": 5 (repeated to fill it)
+    families = ["big"] * 30 + ["small"] * 5
+    return pd.DataFrame({"id": range(len(families)), "family": families})
 
 
 def test_each_epoch_holds_every_family_per_family_times():
