@@ -1,15 +1,17 @@
 """SFT step speed, side by side in one run on the same model, chats and steps: TRL's own
-SFTTrainer against the stage's ``sft_trainer`` (loss from the logits), and padded batches against
+SFTTrainer against the stage's ``sft_trainer`` (loss from the logits), padded batches against
 padding-free ones (``sft.padding_free``) in one row or, as the stage does, in rows of at most
-``sft.max_length`` tokens.
+``sft.max_length`` tokens, and the stage's per-chat loss from the logits of the trained positions
+only (``sft.trained_positions``) against the same loss from the logits of every position.
 
     PYTHONPATH=$PWD python bench/sft_speed.py [--model models/pretrain] [--steps 20] [--rounds 2]
 
 Each round trains every variant from the same start for ``--steps`` steps of the default
 profile's answer phase (``sft.answer``: ``data/annotate/sft_direct.parquet``, ``sft.batch_size``,
 families mixed in each batch) and prints chat tokens (padding not counted) per second of each, the
-ratios, and the training losses (they must agree: the same loss, computed differently). Rounds
-alternate the order, so a noisy machine does not favour one.
+ratios, and the training losses (they must agree: the same loss, computed differently; the two
+per-chat variants against each other). Rounds alternate the order, so a noisy machine does not
+favour one.
 """
 from __future__ import annotations
 
@@ -17,11 +19,20 @@ import argparse
 import json
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from unittest import mock
 
 
 
-def run(make, model_dir: str, steps: int, padding_free: bool, rows: bool) -> dict:
+def every_position(labels):  # noqa: ANN001, ANN201
+    """What ``sft.trained_positions`` would be if it kept nothing out: every position but the last."""
+    import torch
+
+    return torch.arange(labels.size(1) - 1, device=labels.device)
+
+
+def run(make, model_dir: str, steps: int, padding_free: bool, rows: bool, all_logits: bool = False) -> dict:
     from tasks.common.params import load_params
     from tasks.lm.modeling import load_model, load_tokenizer
     from tasks.train import sft
@@ -37,8 +48,10 @@ def run(make, model_dir: str, steps: int, padding_free: bool, rows: bool) -> dic
                        processing_class=tokenizer, **({"row_tokens": p.max_length} if rows else {}))
         used = trainer.train_dataset.select(range(min(len(trainer.train_dataset), steps * p.batch_size)))
         tokens = sum(len(r["input_ids"]) for r in used)
+        patch = mock.patch.object(sft, "trained_positions", every_position) if all_logits else nullcontext()
         start = time.perf_counter()
-        result = trainer.train()
+        with patch:
+            result = trainer.train()
         seconds = time.perf_counter() - start
     return {"tokens_per_s": round(tokens / seconds), "seconds": round(seconds, 1),
             "train_loss": round(result.training_loss, 5)}
@@ -58,15 +71,18 @@ def main() -> None:
     variants = {"trl_sfttrainer": (SFTTrainer, False, False),
                 "sft_trainer": (lambda **kw: sft_trainer("token", **kw), False, False),
                 "sft_trainer_padding_free_one_row": (lambda **kw: sft_trainer("token", **kw), True, False),
-                "sft_trainer_padding_free_rows": (lambda **kw: sft_trainer("token", **kw), True, True)}
+                "sft_trainer_padding_free_rows": (lambda **kw: sft_trainer("token", **kw), True, True),
+                # the stage's own loss (per chat), from the trained positions' logits or from all
+                "stage_chat_loss": (lambda **kw: sft_trainer("chat", **kw), True, True),
+                "stage_chat_loss_all_logits": (lambda **kw: sft_trainer("chat", **kw), True, True, True)}
     results: dict[str, list[dict]] = {name: [] for name in variants}
     for r in range(a.rounds):
         for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
-            make, padding_free, rows = variants[name]
-            results[name].append(run(make, a.model, a.steps, padding_free, rows))
+            results[name].append(run(variants[name][0], a.model, a.steps, *variants[name][1:]))
             print(name, results[name][-1], flush=True)
     speed = {name: sum(x["tokens_per_s"] for x in rs) / len(rs) for name, rs in results.items()}
     ref = results["trl_sfttrainer"]
+    token_loss = [name for name in variants if not name.startswith("stage_")]
     print(json.dumps({"tokens_per_s": speed,
                       "ratio_sft_trainer_vs_trl": round(speed["sft_trainer"] / speed["trl_sfttrainer"], 2),
                       "ratio_one_row_vs_padded": round(speed["sft_trainer_padding_free_one_row"]
@@ -74,8 +90,13 @@ def main() -> None:
                       "ratio_rows_vs_padded": round(speed["sft_trainer_padding_free_rows"] / speed["sft_trainer"], 2),
                       "ratio_rows_vs_one_row": round(speed["sft_trainer_padding_free_rows"]
                                                      / speed["sft_trainer_padding_free_one_row"], 2),
+                      "ratio_trained_positions_vs_all_logits": round(
+                          speed["stage_chat_loss"] / speed["stage_chat_loss_all_logits"], 2),
                       "losses_agree": all(abs(x["train_loss"] - y["train_loss"]) < 1e-4 * abs(y["train_loss"])
-                                          for name in variants for x, y in zip(results[name], ref))}))
+                                          for name in token_loss for x, y in zip(results[name], ref)),
+                      "chat_losses_agree": all(
+                          abs(x["train_loss"] - y["train_loss"]) < 1e-4 * abs(y["train_loss"])
+                          for x, y in zip(results["stage_chat_loss"], results["stage_chat_loss_all_logits"]))}))
 
 
 if __name__ == "__main__":
