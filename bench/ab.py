@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import subprocess
 
 import pandas as pd
 
@@ -29,11 +30,21 @@ from tasks.evaluate.stats import MEAN, align, paired_bootstrap
 TABLE = "data/evaluate/loglik.parquet"
 
 
+def commit(rev: str) -> str:
+    """``rev`` as a full commit id: ``dvc.api.read(rev="HEAD")`` read another commit's table here
+    (an experiment's), so a symbolic name never reaches DVC."""
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        raise SystemExit(f"bench/ab.py: {rev!r} is not a commit or experiment of this repository")
+    return found.stdout.strip()
+
+
 def loglik(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
     """The run's per-problem correctness of ``checkpoint`` (``mode`` log-likelihood)."""
     import dvc.api
 
-    table = pd.read_parquet(io.BytesIO(dvc.api.read(TABLE, rev=rev, mode="rb")))
+    table = pd.read_parquet(io.BytesIO(dvc.api.read(TABLE, rev=commit(rev), mode="rb")))
     table = table[(table["checkpoint"] == checkpoint) & (table["mode"] == mode) & table["scorable"]]
     if table.empty:
         raise SystemExit(f"bench/ab.py: {rev}: no scorable {mode} rows of {checkpoint!r} in {TABLE}")
