@@ -24,7 +24,6 @@ from pathlib import Path
 from unittest import mock
 
 
-
 def every_position(labels):  # noqa: ANN001, ANN201
     """What ``sft.trained_positions`` would be if it kept nothing out: every position but the last."""
     import torch
