@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from tasks.common.prompts import problem_messages
-from tasks.train.multitrace import (GroupCollator, MultiTraceTrainer, TraceGroups, encode_trace,
-                                   fitting_groups, group_weights, multitrace_loss, trace_table)
+from tasks.train.multitrace import (GroupCollator, MultiTraceTrainer, TraceGroups, completion_positions,
+                                   encode_trace, fitting_groups, group_weights, multitrace_loss,
+                                   trace_table)
 from tasks.common.prompts import load_prompts
 from tests.grpo_fixtures import problems, traces
 
@@ -104,6 +105,10 @@ def test_loss_is_the_weighted_nll_plus_kl():
     ref = torch.log_softmax(torch.randn(2, 3, 6), -1)
     loss_kl, parts_kl = multitrace_loss(logp, ref, batch, beta=0.5)
     assert parts_kl["kl"] > 0 and math.isclose(loss_kl.item(), loss.item() + 0.5 * parts_kl["kl"], rel_tol=1e-5)
+    kept = completion_positions(batch["completion_mask"])  # the loss from the trace positions only
+    assert kept.tolist() == [1, 2]
+    loss_kept, parts_kept = multitrace_loss(logp[:, kept], ref[:, kept], batch, 0.5, kept)
+    assert math.isclose(loss_kept.item(), loss_kl.item(), rel_tol=1e-6) and parts_kept == parts_kl
 
 
 def test_collator_flattens_groups():

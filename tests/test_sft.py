@@ -122,25 +122,34 @@ def _chats_in_rows(batch):
 
 
 @pytest.mark.parametrize("loss", ["chat", "token"])
-def test_padding_free_batches_give_the_padded_loss(tiny_base, tmp_path, loss):
-    """The same chats padded to the longest, or end to end in one row: one loss (each chat sees
-    only itself), with chats of different lengths so that padding would matter."""
+def test_padding_free_batches_give_the_padded_loss(tiny_base, tmp_path, loss, monkeypatch):
+    """The same chats padded to the longest, or end to end: one loss (each chat sees only itself),
+    with chats of different lengths so that padding would matter. On sdpa the chats go in one row,
+    attended chat by chat; under a dense mask, in rows of at most max_length, padded to the longest."""
     import torch
+
+    from tasks.train import sft
 
     padded, _ = _trainer(tiny_base[0], tmp_path / "a", loss, padding_free=False, batch_size=6)
     a = next(iter(padded.get_train_dataloader()))
     assert a["attention_mask"].sum(1).unique().numel() > 1
+    longest = int(a["attention_mask"].sum(1).max())
     with torch.no_grad():
         x = float(padded.compute_loss(padded.model, dict(a)))
-        # max_length 256: one row; the longest chat's length: several rows, padded to the longest
-        for max_length, n_rows in ((256, 1), (int(a["attention_mask"].sum(1).max()), 2)):
-            free, _ = _trainer(tiny_base[0], tmp_path / f"b{max_length}", loss, padding_free=True,
-                               batch_size=6, max_length=max_length)
+        for dense, max_length, n_rows in ((False, 256, 1), (False, longest, 1), (True, 256, 1),
+                                          (True, longest, 2)):
+            with monkeypatch.context() as m:
+                if dense:
+                    m.setattr(sft, "use_chat_attention", lambda model: False)
+                free, _ = _trainer(tiny_base[0], tmp_path / f"b{dense}{max_length}", loss, padding_free=True,
+                                   batch_size=6, max_length=max_length)
+            assert (free.model.config._attn_implementation == "sdpa") == dense
             b = next(iter(free.get_train_dataloader()))
-            assert b["input_ids"].shape[0] >= n_rows and sorted(_chats_in_rows(b)) == sorted(
+            assert (b["input_ids"].shape[0] >= n_rows if dense else b["input_ids"].shape[0] == 1)
+            assert sorted(_chats_in_rows(b)) == sorted(
                 [[int(t) for t, m in zip(ids, mask) if m] for ids, mask in zip(a["input_ids"], a["attention_mask"])])
             y = float(free.compute_loss(free.model, dict(b)))
-            assert x > 1.0 and abs(x - y) < 1e-4 * x, (max_length, x, y)
+            assert x > 1.0 and abs(x - y) < 1e-4 * x, (dense, max_length, x, y)
 
 
 @pytest.mark.slow

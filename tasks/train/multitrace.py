@@ -138,17 +138,34 @@ class GroupCollator:
                 "is_gold": torch.tensor([s[4] for s in seqs], dtype=torch.bool)}
 
 
-def token_logprobs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities over the vocabulary for each next token: [batch, length - 1, vocab]."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
+def completion_positions(completion_mask: torch.Tensor) -> torch.Tensor:
+    """The positions whose next token is a trace token in any row of the batch: the only positions
+    the loss and the KL read. Prompts are most of each sequence, so the LM head, the softmax over
+    the vocabulary and the KL skip them (``logits_to_keep``).
+
+    >>> completion_positions(torch.tensor([[0, 0, 1, 1], [0, 1, 1, 0]])).tolist()
+    [0, 1, 2]
+    """
+    return (completion_mask[:, 1:] != 0).any(0).nonzero().squeeze(1)
+
+
+def token_logprobs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   positions: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities over the vocabulary of the next token at ``positions``
+    (:func:`completion_positions`): [batch, len(positions), vocab]."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions).logits
     return F.log_softmax(logits.float(), dim=-1)
 
 
 def multitrace_loss(logp: torch.Tensor, ref_logp: torch.Tensor | None, batch: dict[str, torch.Tensor],
-                    beta: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """The weighted trace log-likelihood plus beta x per-token KL (see the module docstring)."""
-    targets = batch["input_ids"][:, 1:]
-    mask = batch["completion_mask"][:, 1:].float()
+                    beta: float, positions: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The weighted trace log-likelihood plus beta x per-token KL (see the module docstring).
+    ``logp``/``ref_logp`` hold the next-token distributions at ``positions`` (default: every
+    position but the last)."""
+    if positions is None:
+        positions = torch.arange(batch["input_ids"].shape[1] - 1)
+    targets = batch["input_ids"][:, 1:][:, positions]
+    mask = batch["completion_mask"][:, 1:][:, positions].float()
     tokens = mask.sum(1).clamp(min=1)
     nll = -(logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1) * mask).sum(1) / tokens
     n_groups = int(batch["group"].max()) + 1
@@ -191,15 +208,16 @@ class MultiTraceTrainer(Trainer):
         self._parts: dict[str, list[float]] = defaultdict(list)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
-        logp = token_logprobs(model, inputs["input_ids"], inputs["attention_mask"])
+        kept = completion_positions(inputs["completion_mask"])
+        logp = token_logprobs(model, inputs["input_ids"], inputs["attention_mask"], kept)
         ref_logp = None
         if self.ref_model is not None:
             with torch.no_grad():
-                ref_logp = token_logprobs(self.ref_model, inputs["input_ids"], inputs["attention_mask"])
+                ref_logp = token_logprobs(self.ref_model, inputs["input_ids"], inputs["attention_mask"], kept)
         elif self.adapters_off is not None:
             with torch.no_grad(), self.adapters_off():
-                ref_logp = token_logprobs(model, inputs["input_ids"], inputs["attention_mask"])
-        loss, parts = multitrace_loss(logp, ref_logp, inputs, self.beta)
+                ref_logp = token_logprobs(model, inputs["input_ids"], inputs["attention_mask"], kept)
+        loss, parts = multitrace_loss(logp, ref_logp, inputs, self.beta, kept)
         for key, value in parts.items():
             self._parts[key].append(value)
         return (loss, None) if return_outputs else loss

@@ -12,8 +12,9 @@ the answer-only chats, many short epochs) then ``cold_start`` (verified gold rea
   that stream's seeded order, so each mixes families. (Grouping by length, which pads less, puts
   one family in each batch, and the model then learnt each family's commonest answer whatever
   the input: cell_type 0.26 on test against 0.40 with mixed batches, same steps.) Padding is
-  avoided instead by ``sft.padding_free``: a batch's chats end to end in rows of at most
-  ``max_length`` tokens, each chat attending only to itself, the loss unchanged.
+  avoided instead by ``sft.padding_free``: a batch's chats end to end in one row, each chat
+  attending only to itself through sdpa's causal kernel (:mod:`tasks.train.chat_attention`; under
+  another kernel's dense mask, in rows of at most ``max_length`` tokens), the loss unchanged.
 
 * Loss on assistant tokens only: the ChatML template of ``tasks/lm/modeling.py`` wraps assistant
   content in ``{% generation %}``, and ``assistant_only_loss=True`` turns that into the label mask.
@@ -42,6 +43,7 @@ import pandas as pd
 from tasks.lm.modeling import load_model, load_tokenizer
 from tasks.common.params import Sft, SftPhase
 from tasks.train import sft_data
+from tasks.train.chat_attention import use_chat_attention
 from tasks.train.lora import lora_config, save_trained, tag_token_ids
 from tasks.train.mlflow_log import MlflowLog
 from tasks.train.pretrain import last_complete_checkpoint
@@ -116,9 +118,11 @@ def sft_trainer(loss_average: str, row_tokens: int | None = None, **kwargs: Any)
     averaged over chats: :func:`chat_mean_loss`) or ``token`` (the model's own mean over the
     batch's trained tokens, ``Trainer.compute_loss``: TRL's default loss). Either way TRL's fused
     LM-head path is not used: on CPU it is half the speed, and its entropy and token-accuracy logs
-    are not kept. ``row_tokens`` (padding-free only): a batch's chats go into rows of at most that
-    many tokens (:class:`tasks.train.sft_data.PackedRows`) instead of one long row. (Built on call:
-    the flow imports this module without loading TRL.)"""
+    are not kept. Padding-free on sdpa (the CPU default), each chat of the batch's one row attends
+    through sdpa's causal kernel (:mod:`tasks.train.chat_attention`; ``bench/sft_speed.py`` measures
+    it against the dense mask); under another kernel's dense mask ``row_tokens`` puts the chats into
+    rows of at most that many tokens (:class:`tasks.train.sft_data.PackedRows`), since a dense mask
+    costs the square of a row. (Built on call: the flow imports this module without loading TRL.)"""
     from transformers import Trainer
     from trl import SFTTrainer
 
@@ -135,8 +139,10 @@ def sft_trainer(loss_average: str, row_tokens: int | None = None, **kwargs: Any)
             loss = chat_mean_loss(outputs.logits, labels, inputs.get("position_ids"), kept)
             return (loss, outputs) if return_outputs else loss
 
+    # padding-free on sdpa: each chat of the row through the causal kernel, no dense mask
+    by_chat = kwargs["args"].padding_free and use_chat_attention(kwargs["model"])
     trainer = SftTrainer(**kwargs)
-    if row_tokens and trainer.args.padding_free:
+    if row_tokens and trainer.args.padding_free and not by_chat:
         trainer.data_collator = sft_data.PackedRows(trainer.data_collator, row_tokens,
                                                     trainer.processing_class.pad_token_id)
     # a per-batch mean: the Trainer divides it by the accumulation steps itself
