@@ -5,10 +5,10 @@ vocabulary and the KL skip the prompts) against the same loss from every positio
     PYTHONPATH=$PWD python bench/grpo_offline_speed.py [--init models/sft] [--steps 12] [--rounds 2]
 
 Each round trains both variants from the same start for ``--steps`` steps of the default profile's
-``grpo.offline`` settings on the trace groups the grpo stage last wrote
-(``scratch/grpo/*/offline.parquet``; run the stage first) and prints seconds a step, the ratio, and
-the training losses (they must agree: the same loss, computed differently). Rounds alternate the
-order, so a noisy machine does not favour one.
+``grpo.offline`` settings on the trace groups of annotate's traces, chosen as the grpo stage chooses
+them (train problems whose prompt fits ``grpo.max_prompt_tokens``, ``grpo.problems_per_family`` a
+family), and prints seconds a step, the ratio, and the training losses (they must agree: the same
+loss, computed differently). Rounds alternate the order, so a noisy machine does not favour one.
 """
 from __future__ import annotations
 
@@ -46,16 +46,37 @@ def run(init: str, data: str, steps: int, all_logits: bool) -> dict:
     return {"s_per_step": round(seconds / steps, 3), "train_loss": round(result.training_loss, 6)}
 
 
+def trace_groups(init: str, out: Path) -> Path:
+    """The offline table the grpo stage would train on, written to ``out``."""
+    from tasks.common import schemas
+    from tasks.common.params import load_params
+    from tasks.common.prompts import load_prompts
+    from tasks.common.storage import read_table
+    from tasks.lm.modeling import load_tokenizer
+    from tasks.train.grpo_data import cap_per_family, rollout_prompts
+    from tasks.train.multitrace import trace_table
+
+    params = load_params(require=("grpo",))
+    p, tag = params.grpo, params.verifiers.answer_tag
+    prompts = load_prompts(params.annotate.prompts_dir if params.annotate else None)
+    problems = read_table(Path("data/problems/problems.parquet"), schemas.Problems)
+    traces = read_table(Path("data/annotate/traces.parquet"), schemas.Traces)
+    eligible, _ = rollout_prompts(problems, prompts, tag, load_tokenizer(init), p.exclude_families,
+                                  p.max_prompt_tokens)
+    kept = cap_per_family(eligible[eligible["id"].isin(set(traces["problem_id"]))], p.problems_per_family)
+    trace_table(traces[traces["problem_id"].isin(set(kept["id"]))], problems, prompts, tag,
+                p.offline.alpha, p.offline.eps).to_parquet(out, index=False)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--init", default="models/sft")
-    parser.add_argument("--data", help="trace groups (default: the grpo stage's last offline.parquet)")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=2)
     a = parser.parse_args()
-    data = a.data or next(iter(sorted(Path("scratch/grpo").glob("*/offline.parquet"))), None)
-    if data is None:
-        raise SystemExit("no scratch/grpo/*/offline.parquet: run the grpo stage first, or pass --data")
+    tmp = tempfile.TemporaryDirectory()
+    data = trace_groups(a.init, Path(tmp.name) / "offline.parquet")
     variants = {"trace_positions": False, "all_positions": True}
     results: dict[str, list[dict]] = {name: [] for name in variants}
     for r in range(a.rounds):

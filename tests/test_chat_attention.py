@@ -4,16 +4,17 @@ import json
 
 import pytest
 import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 from tasks.train.chat_attention import NAME, use_chat_attention
 
 
-def model():
+def model(kind="qwen3"):
+    """A tiny Qwen3 (the default profile's model) or Llama (SmolLM2, the small profile's)."""
     torch.manual_seed(0)
-    m = Qwen3ForCausalLM(Qwen3Config(vocab_size=50, hidden_size=32, intermediate_size=64,
-                                     num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                     head_dim=8, max_position_embeddings=64))
+    config, causal_lm = {"qwen3": (Qwen3Config, Qwen3ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM)}[kind]
+    m = causal_lm(config(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64))
     m.config.use_cache = False  # as under the Trainer: a cache turns transformers' packed mask off
     return m
 
@@ -26,8 +27,9 @@ def packed(lengths, width):
         torch.stack(positions)
 
 
-def test_each_chat_sees_itself_alone_and_gradients_match_the_dense_mask():
-    m = model()
+@pytest.mark.parametrize("kind", ["qwen3", "llama"])
+def test_each_chat_sees_itself_alone_and_gradients_match_the_dense_mask(kind):
+    m = model(kind)
     ids, positions = packed([[5, 9, 3], [12, 4]], width=20)
     dense = m(input_ids=ids, position_ids=positions).logits
     dense.sum().backward()
