@@ -1,5 +1,5 @@
 """Offline multi-trace GRPO step speed, side by side in one run: the stage's loss from the logits of
-the trace positions only (``multitrace.completion_positions``: the LM head, the softmax over the
+the trace positions only (``sft.trained_positions`` of the completion mask: the LM head, the softmax over the
 vocabulary and the KL skip the prompts) against the same loss from every position's logits.
 
     PYTHONPATH=$PWD python bench/grpo_offline_speed.py [--init models/sft] [--steps 12] [--rounds 2]
@@ -20,12 +20,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from unittest import mock
 
-
-def every_position(completion_mask):  # noqa: ANN001, ANN201
-    """What ``completion_positions`` would be if it kept nothing out: every position but the last."""
-    import torch
-
-    return torch.arange(completion_mask.size(1) - 1, device=completion_mask.device)
+from bench.sft_speed import every_position
 
 
 def run(init: str, data: str, steps: int, all_logits: bool) -> dict:
@@ -37,7 +32,7 @@ def run(init: str, data: str, steps: int, all_logits: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         trainer, _ = grpo.run_offline(p, {"offline_data": data, "seed": 0, "gpus": 0}, Path(init), Path(tmp))
         trainer.args.save_strategy, trainer.args.disable_tqdm = "no", True
-        patch = mock.patch.object(multitrace, "completion_positions", every_position) if all_logits \
+        patch = mock.patch.object(multitrace, "trained_positions", every_position) if all_logits \
             else nullcontext()
         start = time.perf_counter()
         with patch:
@@ -53,8 +48,8 @@ def trace_groups(init: str, out: Path) -> Path:
     from tasks.common.prompts import load_prompts
     from tasks.common.storage import read_table
     from tasks.lm.modeling import load_tokenizer
-    from tasks.train.grpo_data import cap_per_family, rollout_prompts
-    from tasks.train.multitrace import trace_table
+    from tasks.train.grpo_data import rollout_prompts
+    from tasks.train.multitrace import offline_groups
 
     params = load_params(require=("grpo",))
     p, tag = params.grpo, params.verifiers.answer_tag
@@ -63,9 +58,8 @@ def trace_groups(init: str, out: Path) -> Path:
     traces = read_table(Path("data/annotate/traces.parquet"), schemas.Traces)
     eligible, _ = rollout_prompts(problems, prompts, tag, load_tokenizer(init), p.exclude_families,
                                   p.max_prompt_tokens)
-    kept = cap_per_family(eligible[eligible["id"].isin(set(traces["problem_id"]))], p.problems_per_family)
-    trace_table(traces[traces["problem_id"].isin(set(kept["id"]))], problems, prompts, tag,
-                p.offline.alpha, p.offline.eps).to_parquet(out, index=False)
+    offline_groups(traces, problems, eligible, prompts, tag, p.problems_per_family, p.offline.alpha,
+                   p.offline.eps).to_parquet(out, index=False)
     return out
 
 

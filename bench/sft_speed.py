@@ -26,11 +26,11 @@ from pathlib import Path
 from unittest import mock
 
 
-def every_position(labels):  # noqa: ANN001, ANN201
+def every_position(trained):  # noqa: ANN001, ANN201
     """What ``sft.trained_positions`` would be if it kept nothing out: every position but the last."""
     import torch
 
-    return torch.arange(labels.size(1) - 1, device=labels.device)
+    return torch.arange(trained.size(1) - 1, device=trained.device)
 
 
 def run(make, model_dir: str, steps: int, padding_free: bool, dense_rows: bool = False,

@@ -40,7 +40,7 @@ from tasks.train.grpo_data import (assert_no_test_entities, cap_per_family, offl
                              reward_summary, rollout_prompts)
 from tasks.train.heldout import heldout_check, per_family
 from tasks.lm.modeling import load_tokenizer
-from tasks.train.multitrace import trace_table
+from tasks.train.multitrace import offline_groups
 from tasks.common.params import Params, load_params
 from tasks.common.prompts import load_prompts
 from tasks.common.storage import atomic_path, read_table, write_csv, write_json
@@ -100,10 +100,8 @@ def grpo_flow() -> None:
         offline = pd.DataFrame()
         if "offline" in phases:
             traces = read_table(TRACES, schemas.Traces)
-            # the same problems as online: eligible ones (prompt short enough), capped per family
-            kept = cap_per_family(eligible[eligible["id"].isin(set(traces["problem_id"]))], p.problems_per_family)
-            offline = trace_table(traces[traces["problem_id"].isin(set(kept["id"]))], problems, prompts,
-                                  v.answer_tag, p.offline.alpha, p.offline.eps)
+            offline = offline_groups(traces, problems, eligible, prompts, v.answer_tag, p.problems_per_family,
+                                     p.offline.alpha, p.offline.eps)
             if offline.empty:
                 raise InputError(TRACES, "table", "no verified or derived trace with a reward")
 

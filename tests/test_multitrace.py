@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from tasks.common.prompts import problem_messages
-from tasks.train.multitrace import (GroupCollator, MultiTraceTrainer, TraceGroups, completion_positions,
-                                   encode_trace, fitting_groups, group_weights, multitrace_loss,
+from tasks.train.multitrace import (GroupCollator, MultiTraceTrainer, TraceGroups, encode_trace,
+                                   fitting_groups, group_weights, multitrace_loss, offline_groups,
                                    trace_table)
+from tasks.train.sft import trained_positions
 from tasks.common.prompts import load_prompts
 from tests.grpo_fixtures import problems, traces
 
@@ -59,6 +60,22 @@ def test_trace_table_groups_weights_and_prompts():
         trace_table(tr.assign(problem_id="nope"), table, prompts, "answer", 1.0, 1e-4)
 
 
+def test_offline_groups_are_the_online_problems_that_have_traces():
+    table = problems()
+    tr = traces(table)
+    prompts = load_prompts(None)
+    train = table[table["split"] == "train"]
+    # as rollout_prompts would leave it: one problem too long, one family excluded
+    eligible = train[(train["id"] != train["id"].iloc[0]) & (train["family"] != train["family"].iloc[-1])]
+    out = offline_groups(tr, table, eligible, prompts, "answer", per_family=1, alpha=1.0, eps=1e-4)
+    traced = eligible[eligible["id"].isin(set(tr["problem_id"]))]
+    assert set(out["group"]) == set(traced.groupby("family").head(1)["id"])  # one a family, first first
+    assert train["id"].iloc[0] not in set(out["group"])
+    assert train["family"].iloc[-1] not in set(out["family"])
+    everything = offline_groups(tr, table, eligible, prompts, "answer", None, 1.0, 1e-4)
+    assert set(everything["group"]) == set(traced["id"]) - {"rejected-1"}  # rejected: no rewards
+
+
 def test_encode_trace_masks_the_prompt_and_never_cuts_it(tiny_base):
     from tasks.lm.modeling import load_tokenizer, render_chat
 
@@ -105,7 +122,7 @@ def test_loss_is_the_weighted_nll_plus_kl():
     ref = torch.log_softmax(torch.randn(2, 3, 6), -1)
     loss_kl, parts_kl = multitrace_loss(logp, ref, batch, beta=0.5)
     assert parts_kl["kl"] > 0 and math.isclose(loss_kl.item(), loss.item() + 0.5 * parts_kl["kl"], rel_tol=1e-5)
-    kept = completion_positions(batch["completion_mask"])  # the loss from the trace positions only
+    kept = trained_positions(batch["completion_mask"] != 0)  # the loss from the trace positions only
     assert kept.tolist() == [1, 2]
     loss_kept, parts_kept = multitrace_loss(logp[:, kept], ref[:, kept], batch, 0.5, kept)
     assert math.isclose(loss_kept.item(), loss_kl.item(), rel_tol=1e-6) and parts_kept == parts_kl

@@ -37,6 +37,8 @@ from transformers import Trainer
 
 from tasks.common.prompts import problem_messages, render_assistant
 from tasks.lm.modeling import EOS, render_chat
+from tasks.train.grpo_data import cap_per_family
+from tasks.train.sft import trained_positions
 
 TRACE_STATUSES = ("verified", "derived")  # a rejected problem has no traces to learn from
 
@@ -72,6 +74,16 @@ def trace_table(traces: pd.DataFrame, problems: pd.DataFrame, prompts: dict[str,
                          "reward": float(t.reward), "weight": float(q)})
     return pd.DataFrame(rows, columns=["group", "family", "variant", "prompt", "completion",
                                        "reward", "weight"])
+
+
+def offline_groups(traces: pd.DataFrame, problems: pd.DataFrame, eligible: pd.DataFrame,
+                   prompts: dict[str, str], tag: str, per_family: int | None, alpha: float,
+                   eps: float) -> pd.DataFrame:
+    """What offline GRPO trains on: the problems online GRPO would roll out (``eligible``, from
+    ``grpo_data.rollout_prompts``: train split, family not excluded, prompt short enough) that have
+    traces, capped at ``per_family`` a family as online is, as :func:`trace_table` groups."""
+    kept = cap_per_family(eligible[eligible["id"].isin(set(traces["problem_id"]))], per_family)
+    return trace_table(traces[traces["problem_id"].isin(set(kept["id"]))], problems, prompts, tag, alpha, eps)
 
 
 def encode_trace(tokenizer: Any, prompt: list[dict], completion: str) -> tuple[list[int], list[int]]:
@@ -138,21 +150,10 @@ class GroupCollator:
                 "is_gold": torch.tensor([s[4] for s in seqs], dtype=torch.bool)}
 
 
-def completion_positions(completion_mask: torch.Tensor) -> torch.Tensor:
-    """The positions whose next token is a trace token in any row of the batch: the only positions
-    the loss and the KL read. Prompts are most of each sequence, so the LM head, the softmax over
-    the vocabulary and the KL skip them (``logits_to_keep``).
-
-    >>> completion_positions(torch.tensor([[0, 0, 1, 1], [0, 1, 1, 0]])).tolist()
-    [0, 1, 2]
-    """
-    return (completion_mask[:, 1:] != 0).any(0).nonzero().squeeze(1)
-
-
 def token_logprobs(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    positions: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities over the vocabulary of the next token at ``positions``
-    (:func:`completion_positions`): [batch, len(positions), vocab]."""
+    """Log-probabilities over the vocabulary of the next token at ``positions`` (the trace
+    positions, ``sft.trained_positions`` of the completion mask): [batch, len(positions), vocab]."""
     logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions).logits
     return F.log_softmax(logits.float(), dim=-1)
 
@@ -208,7 +209,8 @@ class MultiTraceTrainer(Trainer):
         self._parts: dict[str, list[float]] = defaultdict(list)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
-        kept = completion_positions(inputs["completion_mask"])
+        # the LM head, the softmax over the vocabulary and the KL skip the prompts
+        kept = trained_positions(inputs["completion_mask"] != 0)
         logp = token_logprobs(model, inputs["input_ids"], inputs["attention_mask"], kept)
         ref_logp = None
         if self.ref_model is not None:

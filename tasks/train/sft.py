@@ -57,16 +57,19 @@ def phases(p: Sft) -> dict[str, SftPhase]:
     return {name: phase for name in PHASES if (phase := getattr(p, name)) is not None and phase.epochs}
 
 
-def trained_positions(labels: Any) -> Any:
-    """The positions whose next token is trained, in any row of the batch: the only positions the
-    loss needs logits at. An answer-only chat trains ~10 of its ~300 tokens, and the LM head over a
-    4,096-token vocabulary is a third of the tiny model's compute (``logits_to_keep``: 1.4x a step).
+def trained_positions(trained: Any) -> Any:
+    """The positions whose next token is trained in any row of the batch (``trained``: a boolean
+    [batch, length] mask of the tokens the loss reads): the only positions the loss needs logits at
+    (``logits_to_keep``). An answer-only chat trains ~10 of its ~300 tokens and prompts are most of
+    an offline GRPO trace, while the LM head over a 4,096-token vocabulary is a third of the tiny
+    model's compute. SFT reads the mask off its labels, offline GRPO (``tasks.train.multitrace``)
+    off its completion mask: one rule for both.
 
     >>> import torch
-    >>> trained_positions(torch.tensor([[-100, -100, 5, 6], [-100, 7, -100, -100]])).tolist()
+    >>> trained_positions(torch.tensor([[-100, -100, 5, 6], [-100, 7, -100, -100]]) != -100).tolist()
     [0, 1, 2]
     """
-    return (labels[:, 1:] != -100).any(0).nonzero().squeeze(1)
+    return trained[:, 1:].any(0).nonzero().squeeze(1)
 
 
 def chat_mean_loss(logits: Any, labels: Any, position_ids: Any = None, positions: Any = None) -> Any:
@@ -87,7 +90,7 @@ def chat_mean_loss(logits: Any, labels: Any, position_ids: Any = None, positions
     ...             float(chat_mean_loss(logits[:, 2:], labels[:, 2:]))]
     >>> abs(float(chat_mean_loss(logits, labels, positions)) - sum(per_chat) / 2) < 1e-6
     True
-    >>> kept = trained_positions(labels)  # the same loss from the logits of the trained positions only
+    >>> kept = trained_positions(labels != -100)  # the same loss from the logits of the trained positions only
     >>> float(chat_mean_loss(logits[:, kept], labels, positions, kept)) == float(chat_mean_loss(logits, labels, positions))
     True
     """
@@ -134,7 +137,7 @@ def sft_trainer(loss_average: str, row_tokens: int | None = None, **kwargs: Any)
             if loss_average == "token":
                 return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
             labels = inputs.pop("labels")
-            kept = trained_positions(labels)
+            kept = trained_positions(labels != -100)
             outputs = model(**inputs, logits_to_keep=kept)
             loss = chat_mean_loss(outputs.logits, labels, inputs.get("position_ids"), kept)
             return (loss, outputs) if return_outputs else loss
