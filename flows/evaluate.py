@@ -12,9 +12,9 @@ predictions.parquet``, ``biomni_predictions.parquet`` and ``loglik.parquet``;
 accuracy of every checkpoint beside chance and majority: DVC's comparison plot, a PNG in MLflow) and
 ``summary.json`` (DVC's metric).
 
-The final checkpoint (first of ``registry.final_checkpoints`` evaluated here) is logged to MLflow
-as a pyfunc, registered as ``registry.model_name`` with git/DVC/evaluation tags and the
-``challenger`` alias (``tasks/evaluate/registry.py``); ``flows/promote.py`` decides about ``champion``.
+The final checkpoint (the first of ``registry.final_checkpoints`` evaluated here that is not
+significantly below a later one, ``registry.choose_final``) is logged to MLflow as a pyfunc,
+registered as ``registry.model_name`` with git/DVC/evaluation tags and the ``challenger`` alias (``tasks/evaluate/registry.py``); ``flows/promote.py`` decides about ``champion``.
 """
 from __future__ import annotations
 
@@ -53,26 +53,26 @@ OUT = Path("data/evaluate")
 REPORTS = Path("reports/evaluate")
 
 
-def final_checkpoint(params) -> str | None:
-    """The checkpoint the registry receives (the first of ``registry.final_checkpoints`` that is
-    evaluated), or None when nothing is registered."""
+def final_candidates(params) -> list[str]:
+    """The checkpoints the registry may receive, in preference order (``registry.final_checkpoints``
+    that are evaluated; :func:`registry.choose_final` picks one), or none when nothing is registered."""
     e, r = params.evaluate, params.registry
     if not e.register_model or r is None:
-        return None
-    final = next((c for c in r.final_checkpoints if c in e.checkpoints), None)
-    if final is None:
+        return []
+    candidates = [c for c in r.final_checkpoints if c in e.checkpoints]
+    if not candidates:
         raise InputError("params.yaml", "registry.final_checkpoints",
                          f"{r.final_checkpoints}: none is in evaluate.checkpoints {list(e.checkpoints)}")
-    return final
+    return candidates
 
 
-def check_inputs(checkpoints: dict[str, str], generated: list[str], final: str | None) -> None:
+def check_inputs(checkpoints: dict[str, str], generated: list[str], candidates: list[str]) -> None:
     if unknown := [c for c in generated if c not in checkpoints]:
         raise InputError("params.yaml", "evaluate.generate", f"{unknown} not in evaluate.checkpoints "
                          f"{list(checkpoints)}")
-    if final is not None and final not in generated:  # its registry tags carry generation metrics
-        raise InputError("params.yaml", "evaluate.generate", f"{generated} lacks {final!r}, the "
-                         f"checkpoint the registry receives (registry.final_checkpoints)")
+    if missing := [c for c in candidates if c not in generated]:  # registry tags carry generation metrics
+        raise InputError("params.yaml", "evaluate.generate", f"{generated} lacks {missing}, checkpoints "
+                         f"the registry may receive (registry.final_checkpoints)")
     for name, folder in checkpoints.items():
         if not any((Path(folder) / f).is_file() for f in ("config.json", "base_model.json")):
             raise InputError(folder, f"checkpoint {name!r}", "no model (config.json or base_model.json)")
@@ -142,10 +142,14 @@ def checkpoint_metrics(scored: pd.DataFrame, test: pd.DataFrame) -> dict:
 
 
 def register_final(params, metrics: dict, scored_options: pd.DataFrame, commit: str) -> dict | None:
-    """Register the final checkpoint as challenger, with its gate evidence (registry.gate_tags)."""
+    """Register the final checkpoint (:func:`registry.choose_final`: the first candidate not below a
+    later one on the paired headline metric) as challenger, with its gate evidence (registry.gate_tags)."""
     e, r = params.evaluate, params.registry
-    if (final := final_checkpoint(params)) is None:
+    if not (candidates := final_candidates(params)):
         return None
+    headline_rows = scored_options[scored_options["mode"] == e.loglik_mode]
+    final, passed_over = registry.choose_final(
+        candidates, lambda a, b: comparison.paired_mean(headline_rows, a, b, seed=params.base.seed))
     summary, headline = metrics["checkpoints"][final], metrics["loglik"][final]
     families = [f for f, v in headline["families"].items() if v["scorable"]]
     majority = metrics["fitted_baselines"].get("majority", {})
@@ -162,7 +166,7 @@ def register_final(params, metrics: dict, scored_options: pd.DataFrame, commit: 
             **gate}
     version = registry.register(folder, r.model_name, tags)
     return {"name": r.model_name, "version": version, "checkpoint": final, "alias": registry.CHALLENGER,
-            "dvc_md5": tags["dvc_md5"],
+            "dvc_md5": tags["dvc_md5"], "passed_over": passed_over,
             "gate": {k.removeprefix("gate."): v for k, v in gate.items() if k != "gate.correct"}}
 
 
@@ -172,7 +176,7 @@ def evaluate_flow() -> None:
     e, seed = params.evaluate, params.base.seed
     annotate, tag = params.annotate or Annotate(), Verifiers.answer_tag_of(params)
     generated = list(e.checkpoints) if e.generate is None else e.generate
-    check_inputs(e.checkpoints, generated, final_checkpoint(params))
+    check_inputs(e.checkpoints, generated, final_candidates(params))
     problems = read_table(PROBLEMS, schemas.Problems)
     test = ev.select_test(problems, e.max_problems_per_family, seed)
     prompts = load_prompts(annotate.prompts_dir)
@@ -234,7 +238,7 @@ def evaluate_flow() -> None:
         with atomic_path(REPORTS / "table.md") as tmp:
             tmp.write_text(table)
         write_json(metrics, REPORTS / "metrics.json")
-        headline = final_checkpoint(params) or list(e.checkpoints)[-1]
+        headline = (final_candidates(params) or list(e.checkpoints)[::-1])[0]  # the chain's product
         summary = {"accuracy": metrics["loglik"][headline]["mean_accuracy"],
                    "chance": metrics["loglik"][headline]["mean_chance"],
                    "format": metrics["checkpoints"].get(headline, {}).get("format_rate")}

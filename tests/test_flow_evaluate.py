@@ -44,6 +44,7 @@ def test_evaluate_flow_table_predictions_registry_and_promote(mlflow_uri, tiny_b
     assert set(sft["perturbqa"]) == {"perturb_de", "perturb_dir"}
     assert set(sft["biomni"]) == {"rare_disease_diagnosis", "patient_gene_detection"}
     assert metrics["registered"]["checkpoint"] == "sft" and metrics["registered"]["dvc_md5"].endswith(".dir")
+    assert metrics["registered"]["passed_over"] == []
 
     predictions = pd.read_parquet(tmp_path / "data/evaluate/predictions.parquet")
     assert len(predictions) == 2 * sum(metrics["problems"].values())
@@ -129,5 +130,5 @@ def test_generate_must_include_the_registered_checkpoint(tiny_base, tmp_path, mo
     from flows.evaluate import evaluate_flow
     from tasks.common.errors import InputError
 
-    with pytest.raises(InputError, match=r"evaluate.generate: \['base'\] lacks 'sft', the checkpoint the registry"):
+    with pytest.raises(InputError, match=r"evaluate.generate: \['base'\] lacks \['sft'\], checkpoints the registry"):
         evaluate_flow.fn()

@@ -78,3 +78,23 @@ def test_promote_without_challenger_is_a_clear_error(mlflow_uri):
     MlflowClient().create_registered_model(NAME)
     with pytest.raises(ValueError, match="no 'challenger' alias"):
         registry.promote(NAME)
+
+
+def _scored(correct: dict[str, list[bool]]) -> pd.DataFrame:
+    """Log-likelihood rows of several checkpoints on the same problems of two families."""
+    return pd.concat([pd.DataFrame({"checkpoint": name, "problem_id": [f"p{i:02d}" for i in range(len(c))],
+                                    "family": ["a", "b"] * (len(c) // 2), "scorable": True, "correct": c})
+                      for name, c in correct.items()], ignore_index=True)
+
+
+@pytest.mark.parametrize("grpo, chosen", [([True] * 8 + [False] * 32, "sft"),      # 0.2 against 0.8
+                                          ([True] * 30 + [False] * 10, "grpo")])   # 0.75: not below
+def test_the_registry_receives_grpo_only_when_it_is_not_below_sft(grpo, chosen):
+    from tasks.evaluate.comparison import paired_mean
+
+    rows = _scored({"sft": [True] * 32 + [False] * 8, "grpo": grpo})
+    final, passed_over = registry.choose_final(["grpo", "sft"], lambda a, b: paired_mean(rows, a, b))
+    assert final == chosen
+    assert passed_over == ([] if chosen == "grpo" else [passed_over[0]])
+    if chosen == "sft":
+        assert passed_over[0].startswith("grpo is below sft: paired difference -0.600 [")

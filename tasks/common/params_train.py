@@ -125,7 +125,9 @@ class Evaluate(Section):
 class Registry(Section):
     model_name: str = Field("omicsforge", description="Registered model name in MLflow.")
     final_checkpoints: list[str] = Field(
-        ["grpo", "sft"], description="Preference order: the first of these that evaluate ran is registered.")
+        ["grpo", "sft"], description="Preference order: the first of these that evaluate ran and that is not "
+                          "significantly below a later one (paired 95% interval of the headline "
+                          "difference wholly under 0) is registered.")
     min_improvement: float = Field(0.0, ge=0, description="The lower end of the paired difference challenger - champion (mean log-likelihood accuracy over families) must exceed this.")
 
 

@@ -69,6 +69,11 @@ def paired_comparisons(results: pd.DataFrame, order: Sequence[str], n_resamples:
     return out
 
 
+def paired_mean(results: pd.DataFrame, later: str, earlier: str, seed: int = 0) -> dict:
+    """The mean-over-families row (diff, low, high, p_value) of the paired bootstrap later - earlier."""
+    return paired_comparisons(results, [earlier, later], seed=seed)[f"{later} - {earlier}"][-1]
+
+
 def fitted_baselines(problems: pd.DataFrame) -> dict[str, dict[str, dict]]:
     """Baseline -> family -> {accuracy, low, high, scored}: fitted on train, scored on test."""
     table = fitted.baseline_table(problems)
