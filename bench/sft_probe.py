@@ -30,15 +30,12 @@ import pandas as pd
 from tasks.common.params import Verifiers, load_params
 from tasks.common.answers import THINK_TAG
 from tasks.common.prompts import load_prompts, problem_messages
-from tasks.evaluate.loglik import label_sets, loglik_summary, scorable, score_modes
-from tasks.lm.modeling import load_model, load_tokenizer
+from tasks.evaluate.loglik import label_sets, loglik_summary, scorable, score_checkpoint
 from tasks.train import sft
 
 
 def score(model_dir: str, problems: pd.DataFrame, families: list[str], tag: str) -> dict:
     labels = label_sets(problems)
-    tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir, tokenizer).eval()
     prompts = load_prompts(None)
     out = {}
     for split in ("test", "train"):
@@ -48,7 +45,7 @@ def score(model_dir: str, problems: pd.DataFrame, families: list[str], tag: str)
             part = part.groupby("family").head(60)
         part = part.reset_index(drop=True)
         chats = {"direct": [problem_messages(r, prompts, tag, think=False) for r in part.to_dict("records")]}
-        rows = score_modes(model, tokenizer, part, chats, [""] * len(part), labels, tag, modes=("direct",))
+        rows = score_checkpoint(split, model_dir, part, chats, None, labels, tag)
         out[split] = {r.family: {"acc": round(float(r.acc), 3), "chance": round(float(r.chance), 3),
                                  "n": int(r.scorable)} for r in loglik_summary(rows).itertuples()}
     return out

@@ -47,23 +47,12 @@ PROBLEMS = "data/problems/problems.parquet"
 
 def score(model_dir: str, name: str, params) -> pd.DataFrame:
     """The evaluate stage's direct log-likelihood rows of one model (a ``checkpoint`` column first)."""
-    import torch
-
-    from tasks.lm.modeling import load_model, load_tokenizer
-
     e, tag = params.evaluate, Verifiers.answer_tag_of(params)
     problems = pd.read_parquet(PROBLEMS)
     test = select_test(problems, e.max_problems_per_family, params.base.seed)
     prompts = load_prompts((params.annotate or Annotate()).prompts_dir)
     chats = [problem_messages(r, prompts, tag, think=False) for r in test.to_dict("records")]
-    tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir, tokenizer).eval()
-    if torch.cuda.is_available():
-        model = model.to("cuda")
-    rows = loglik.score_modes(model, tokenizer, test, {"direct": chats}, [], loglik.label_sets(problems),
-                              tag, modes=("direct",))
-    rows.insert(0, "checkpoint", name)
-    return rows
+    return loglik.score_checkpoint(name, model_dir, test, {"direct": chats}, None, loglik.label_sets(problems), tag)
 
 
 def train_one(seed: int, epochs: int, start: str, work: Path, gpus: int, max_steps: int | None) -> None:

@@ -40,7 +40,7 @@ from tasks.common.errors import InputError, run_stage
 from tasks.evaluate.report import (comparison_figure, comparison_frame, report_markdown, subset_baselines,
                                    tracked_metrics)
 from tasks.lm.generate import generate, next_token_probs, renormalise
-from tasks.lm.modeling import load_model, load_tokenizer, render_chat
+from tasks.lm.modeling import load_tokenizer, render_chat
 from tasks.common.params import Annotate, Verifiers, load_params
 from tasks.common.prompts import load_prompts, problem_messages
 from tasks.common.storage import atomic_path, read_table, write_csv, write_json, write_table
@@ -78,18 +78,6 @@ def check_inputs(checkpoints: dict[str, str], generated: list[str], candidates: 
             raise InputError(folder, f"checkpoint {name!r}", "no model (config.json or base_model.json)")
     if not BASELINES.is_file():
         raise InputError(BASELINES, "file", "missing: run the problems stage first")
-
-
-def loglik_checkpoint(name: str, folder: str, test: pd.DataFrame, chats: dict[str, list],
-                      completions: list[str] | None, labels: dict, tag: str) -> pd.DataFrame:
-    """Log-likelihood of each option of every test problem under one checkpoint: ``direct`` (right
-    after the prompt) and, given its completions, ``reasoned`` (after its own greedy reasoning)."""
-    tokenizer = load_tokenizer(folder)
-    model = load_model(folder, tokenizer).eval()
-    modes = loglik.MODES if completions is not None else ("direct",)
-    results = loglik.score_modes(model, tokenizer, test, chats, completions or [], labels, tag, modes)
-    results.insert(0, "checkpoint", name)
-    return results
 
 
 def evaluate_checkpoint(name: str, folder: str, test: pd.DataFrame, chats: list, params) -> pd.DataFrame:
@@ -191,12 +179,12 @@ def evaluate_flow() -> None:
             "not_generated": [c for c in e.checkpoints if c not in generated]}
         for name, folder in e.checkpoints.items():
             if name not in generated:  # direct log-likelihood only
-                options.append(task(loglik_checkpoint, name=f"loglik-{name}", cache_policy=NO_CACHE)(
+                options.append(task(loglik.score_checkpoint, name=f"loglik-{name}", cache_policy=NO_CACHE)(
                     name, folder, test, {"direct": direct_chats}, None, labels, tag))
                 continue
             scored = task(evaluate_checkpoint, name=f"evaluate-{name}", cache_policy=NO_CACHE)(
                 name, folder, test, chats, params)
-            scored_options = task(loglik_checkpoint, name=f"loglik-{name}", cache_policy=NO_CACHE)(
+            scored_options = task(loglik.score_checkpoint, name=f"loglik-{name}", cache_policy=NO_CACHE)(
                 name, folder, test, {"reasoned": chats, "direct": direct_chats},
                 scored["completion"].tolist(), labels, tag)
             metrics["checkpoints"][name] = checkpoint_metrics(scored, test)

@@ -378,6 +378,26 @@ def score_modes(model: Any, tokenizer: Any, problems: pd.DataFrame,
     return pd.concat(parts, ignore_index=True)
 
 
+def score_checkpoint(name: str, folder: str, problems: pd.DataFrame,
+                     chats: Mapping[str, Sequence[Sequence[Mapping[str, str]]]],
+                     completions: Sequence[str] | None, labels: Mapping[str, Sequence[str]] | None = None,
+                     tag: str = "answer") -> pd.DataFrame:
+    """:func:`score_modes` of the checkpoint in ``folder``, a ``checkpoint`` column first: every mode
+    given its completions, ``direct`` alone without. On the GPU when there is one."""
+    import torch
+
+    from tasks.lm.modeling import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(folder)
+    model = load_model(folder, tokenizer).eval()
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    modes = MODES if completions is not None else ("direct",)
+    rows = score_modes(model, tokenizer, problems, chats, completions or [], labels, tag, modes)
+    rows.insert(0, "checkpoint", name)
+    return rows
+
+
 def loglik_summary(results: pd.DataFrame) -> pd.DataFrame:
     """Per family: problems, scorable, not scorable, chance (mean 1/n options), acc and acc_norm
     with Wilson 95% intervals (:mod:`tasks.evaluate.stats`).
