@@ -136,8 +136,8 @@ def main() -> None:
                 work.mkdir()
                 cmd = [sys.executable, __file__, "--one", str(s), str(e), "--work", str(work), "--start", a.start,
                        "--gpus", str(a.gpus)] + (["--max-steps", str(a.max_steps)] if a.max_steps else [])
-                log = open(work / "log.txt", "w")
-                running[(s, e)] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), work)
+                with open(work / "log.txt", "w") as log:  # the child keeps its own copy of the handle
+                    running[(s, e)] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), work)
             time.sleep(2)
             for key, (proc, work) in list(running.items()):
                 if proc.poll() is None:
