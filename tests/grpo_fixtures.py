@@ -54,7 +54,7 @@ def write_inputs(root: Path) -> None:
 
 def write_params(root: Path, project: Path, init: str, **grpo_smoke) -> dict:
     raw = yaml.safe_load((project / "params.yaml").read_text())
-    smoke = {"problems_per_family": 2, "max_prompt_tokens": 400,
+    smoke = {"mode": "offline_then_online", "problems_per_family": 2, "max_prompt_tokens": 400,
              "online": {"steps": 2, "num_generations": 2, "prompts_per_step": 2,
                         "max_completion_length": 8, "save_steps": 1},
              "offline": {"max_steps": 2, "groups_per_step": 1, "max_length": 1536, "save_steps": 1,
