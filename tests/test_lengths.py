@@ -1,5 +1,5 @@
 """Nothing is cut, on the committed run of the default profile (``reports/``, from ``dvc repro``):
-every SFT chat and every offline GRPO trace group was trained whole, and evaluate's completion
+every SFT chat and every GRPO trace group or completion was trained whole, and evaluate's completion
 budget holds the longest reply SFT trained on. The smoke profile's counterpart is asserted on the
 smoke run in tests/test_pipeline_e2e.py."""
 import json
@@ -32,8 +32,14 @@ def test_evaluate_has_room_for_the_longest_reply_sft_trained_on():
     assert params["max_new_tokens"] >= longest  # the committed params, not only the committed run
 
 
-def test_every_offline_grpo_group_was_trained_whole():
+def test_every_grpo_example_was_trained_whole():
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())["grpo"]
-    assert params["mode"] in ("offline", "offline_then_online")  # the default trains offline
-    offline = _metrics("grpo")["offline"]
-    assert offline["groups_over_max_length"] == 0, offline["groups_over_max_length_per_family"]
+    grpo = _metrics("grpo")
+    assert grpo["mode"] == params["mode"]  # the committed run is of the committed params
+    if grpo["mode"] in ("offline", "offline_then_online"):
+        offline = grpo["offline"]
+        assert offline["groups_over_max_length"] == 0, offline["groups_over_max_length_per_family"]
+    if grpo["mode"] in ("online", "offline_then_online"):
+        # a completion cut at max_completion_length is counted and masked out of the loss, not trained on
+        assert params["online"]["mask_truncated_completions"] is True
+        assert 0 <= grpo["online"]["completions_clipped_ratio_mean"] < 0.05
