@@ -38,11 +38,13 @@ def test_every_plot_is_defined_once_with_a_title_labels_and_a_template():
 
 
 @pytest.mark.slow
-def test_offline_page_has_every_plot_and_no_cdn(tmp_path):
+def test_offline_page_has_every_plot_with_data_and_no_cdn(tmp_path):
     from tasks.offline_plots import render
 
     page = render(tmp_path / "plots").read_text()
     assert "<script src=" not in page and "cdn.jsdelivr" not in page  # Vega is inline
     for entry in DVC["plots"]:
         (name, plot), = entry.items()
-        assert plot["title"] in page, name
+        # DVC leaves out a plot whose files have no rows (grpo_offline_loss when grpo.mode is online)
+        has_rows = any(len((PROJECT / path).read_text().splitlines()) > 1 for path in plot["y"])
+        assert (plot["title"] in page) == has_rows, name
