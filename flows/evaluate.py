@@ -12,9 +12,15 @@ predictions.parquet``, ``biomni_predictions.parquet`` and ``loglik.parquet``;
 accuracy of every checkpoint beside chance and majority: DVC's comparison plot, a PNG in MLflow) and
 ``summary.json`` (DVC's metric).
 
+A checkpoint whose folder names the families it was trained on (``trained_families.json``, written
+by grpo) is also compared with the checkpoint before it on those families alone, by log-likelihood
+and by generation accuracy (``metrics.json`` ``trained_families``, a section of ``table.md``).
+
 The final checkpoint (the first of ``registry.final_checkpoints`` evaluated here that is not
 significantly below a later one, ``registry.choose_final``) is logged to MLflow as a pyfunc,
-registered as ``registry.model_name`` with git/DVC/evaluation tags and the ``challenger`` alias (``tasks/evaluate/registry.py``); ``flows/promote.py`` decides about ``champion``.
+registered as ``registry.model_name`` with git/DVC/evaluation tags and the ``challenger`` alias
+(``tasks/evaluate/registry.py``); ``flows/promote.py`` decides about ``champion``. ``summary.json``
+shows the registered checkpoint, or the last one when none is registered.
 """
 from __future__ import annotations
 
@@ -40,7 +46,7 @@ from tasks.common.errors import InputError, run_stage
 from tasks.evaluate.report import (comparison_figure, comparison_frame, report_markdown, subset_baselines,
                                    tracked_metrics)
 from tasks.lm.generate import generate, next_token_probs, renormalise
-from tasks.lm.modeling import load_tokenizer, render_chat
+from tasks.lm.modeling import load_tokenizer, render_chat, trained_families
 from tasks.common.params import Annotate, Verifiers, load_params
 from tasks.common.prompts import load_prompts, problem_messages
 from tasks.common.storage import atomic_path, read_table, write_csv, write_json, write_table
@@ -129,6 +135,23 @@ def checkpoint_metrics(scored: pd.DataFrame, test: pd.DataFrame) -> dict:
     return metrics
 
 
+def trained_family_comparisons(checkpoints: dict[str, str], generated: list[str], headline_rows: pd.DataFrame,
+                               predictions: pd.DataFrame, seed: int) -> dict[str, dict]:
+    """``"later - earlier"`` -> the paired difference on the families ``later`` was trained on
+    (``trained_families.json`` in its folder): log-likelihood (headline mode), and generation
+    accuracy when both were generated."""
+    order, out = list(checkpoints), {}
+    for earlier, later in zip(order, order[1:]):
+        if (families := trained_families(checkpoints[later])) is None:
+            continue
+        entry = {"loglik": comparison.paired_on_families(headline_rows, later, earlier, families, seed)}
+        if later in generated and earlier in generated:
+            entry["generation"] = comparison.paired_on_families(predictions.assign(scorable=True), later,
+                                                                earlier, families, seed)
+        out[f"{later} - {earlier}"] = entry
+    return out
+
+
 def register_final(params, metrics: dict, scored_options: pd.DataFrame, commit: str) -> dict | None:
     """Register the final checkpoint (:func:`registry.choose_final`: the first candidate not below a
     later one on the paired headline metric) as challenger, with its gate evidence (registry.gate_tags)."""
@@ -136,8 +159,12 @@ def register_final(params, metrics: dict, scored_options: pd.DataFrame, commit: 
     if not (candidates := final_candidates(params)):
         return None
     headline_rows = scored_options[scored_options["mode"] == e.loglik_mode]
-    final, passed_over = registry.choose_final(
-        candidates, lambda a, b: comparison.paired_mean(headline_rows, a, b, seed=params.base.seed))
+
+    def paired(later: str, earlier: str) -> dict:  # consecutive pairs are in the table already
+        rows = metrics["paired"].get(f"{later} - {earlier}")
+        return rows[-1] if rows else comparison.paired_mean(headline_rows, later, earlier, seed=params.base.seed)
+
+    final, passed_over = registry.choose_final(candidates, paired)
     summary, headline = metrics["checkpoints"][final], metrics["loglik"][final]
     families = [f for f, v in headline["families"].items() if v["scorable"]]
     majority = metrics["fitted_baselines"].get("majority", {})
@@ -211,6 +238,8 @@ def evaluate_flow() -> None:
             metrics["checkpoints"][name]["biomni"] = biomni_eval.summary(part)
         metrics["baselines"] = subset_baselines(problems, test)
         metrics["baselines_full_test"] = json.loads(BASELINES.read_text())
+        metrics["trained_families"] = trained_family_comparisons(
+            e.checkpoints, generated, scored_options[scored_options["mode"] == e.loglik_mode], predictions, seed)
         metrics["registered"] = register_final(params, metrics, scored_options, run.commit)
 
         with atomic_path(OUT) as out:
@@ -226,7 +255,10 @@ def evaluate_flow() -> None:
         with atomic_path(REPORTS / "table.md") as tmp:
             tmp.write_text(table)
         write_json(metrics, REPORTS / "metrics.json")
-        headline = (final_candidates(params) or list(e.checkpoints)[::-1])[0]  # the chain's product
+        if metrics["registered"]:
+            headline = metrics["registered"]["checkpoint"]
+        else:
+            headline = list(e.checkpoints)[-1]
         summary = {"accuracy": metrics["loglik"][headline]["mean_accuracy"],
                    "chance": metrics["loglik"][headline]["mean_chance"],
                    "format": metrics["checkpoints"].get(headline, {}).get("format_rate")}

@@ -6,6 +6,11 @@ variants, or offline first and online from its result. Training runs in a child 
 (``tasks/train/grpo.py``) through the training harness (``tasks/train/harness.py``), on the layout
 of ``base`` (``accelerate_config``, ``gpus``).
 
+Online GRPO trains on the families where the start checkpoint's sampled answers to train problems
+are neither all wrong nor all right (``grpo.room``, ``tasks/train/room.py``): elsewhere every group's
+correctness is the same and carries no advantage. ``models/grpo/trained_families.json`` names the
+families trained on, so evaluate can compare grpo with its start on them.
+
 The soft verifiers are fitted here on the training split only; the stage refuses to go on if the
 fitted folder names a test entity. Scratch (data, verifiers, checkpoints) lives in
 ``scratch/grpo/<key>/``, the key hashing every input: a killed run rerun with the same inputs
@@ -14,7 +19,7 @@ tokenizer and the fitted verifiers) appears whole or not at all.
 
 Reports: ``reports/grpo/reward.csv`` (online reward curve: total, per verifier, KL, completion
 length, clipping, zero-variance groups), ``offline_loss.csv``, ``heldout.csv`` (the checkpoint
-against its start on a few test problems per family), ``metrics.json``.
+against its start on a few test problems per family), ``room.csv`` (the family check), ``metrics.json``.
 """
 from __future__ import annotations
 
@@ -39,8 +44,9 @@ from tasks.train.grpo import PHASES
 from tasks.train.grpo_data import (assert_no_test_entities, cap_per_family, offline_curve, reward_curve,
                              reward_summary, rollout_prompts)
 from tasks.train.heldout import heldout_check, per_family
-from tasks.lm.modeling import load_tokenizer
+from tasks.lm.modeling import TRAINED_FAMILIES, load_tokenizer
 from tasks.train.multitrace import offline_groups
+from tasks.train.room import families_with_room, sample_correctness
 from tasks.common.params import Params, load_params
 from tasks.common.prompts import load_prompts
 from tasks.common.storage import atomic_path, read_table, write_csv, write_json
@@ -54,6 +60,7 @@ MODEL = Path("models/grpo")
 REPORTS = Path("reports/grpo")
 
 fit = task(fit_verifiers, cache_policy=NO_CACHE)
+sample = task(sample_correctness, cache_policy=NO_CACHE)
 train_child = task(harness.run_child, cache_policy=NO_CACHE)
 check = task(heldout_check, cache_policy=NO_CACHE)
 
@@ -94,6 +101,21 @@ def grpo_flow() -> None:
         eligible, too_long = rollout_prompts(problems, prompts, v.answer_tag, tokenizer,
                                              p.exclude_families, p.max_prompt_tokens)
         online = cap_per_family(eligible, p.problems_per_family)
+        room = pd.DataFrame(columns=["family", "problems", "samples", "accuracy", "groups_with_variance",
+                                     "kept"])
+        if "online" in phases and p.room.problems_per_family and not online.empty:
+            judged = sample(p.init, cap_per_family(online, p.room.problems_per_family), p.room.samples,
+                            p.online.max_completion_length, p.online.temperature, p.online.top_p,
+                            v.answer_tag, params.generation, seed)
+            room = families_with_room(judged, p.room.min_accuracy, p.room.max_accuracy)
+            run.log_table(judged, "room_completions", rows=min(len(judged), 40))
+            kept = set(room.loc[room["kept"], "family"])
+            if not kept:
+                accuracy = ", ".join(f"{r.family} {r.accuracy:.2f}" for r in room.itertuples())
+                raise InputError(PROBLEMS, "train split", "no family has room for online GRPO: the start "
+                                 f"checkpoint's sampled accuracy is outside ({p.room.min_accuracy}, "
+                                 f"{p.room.max_accuracy}) on every family ({accuracy}; grpo.room)")
+            online = online[online["family"].isin(kept)].reset_index(drop=True)
         if "online" in phases and online.empty:
             raise InputError(PROBLEMS, "train split", f"no problem left for online GRPO (families "
                              f"excluded: {p.exclude_families}; too long: {too_long})")
@@ -105,6 +127,8 @@ def grpo_flow() -> None:
             if offline.empty:
                 raise InputError(TRACES, "table", "no verified or derived trace with a reward")
 
+        trained_families = sorted(set(online["family"] if "online" in phases else [])
+                                  | set(offline["family"] if "offline" in phases else []))
         # the key: the params, the start checkpoint, what the verifiers are fitted on, the data
         work = harness.prepare("grpo", params, [p.init, PROBLEMS, CORPUS],
                                extra={"verifiers": v.model_dump(mode="json"), "online": _digest(online),
@@ -124,12 +148,17 @@ def grpo_flow() -> None:
                 "offline_data": str(work / "offline.parquet"), "output_dir": str(out)},
                 params.base, run.run_id)
             shutil.copytree(fitted, out / "verifiers")
+            write_json({"families": trained_families, "room": room.to_dict("records")},
+                       out / TRAINED_FAMILIES)
 
         REPORTS.mkdir(parents=True, exist_ok=True)
         metrics: dict = {"mode": p.mode, "init": p.init,
                          "verifier_training_entities_checked": entities_checked,
                          "online_prompts": len(online), "prompts_too_long": too_long,
+                         "trained_families": trained_families,
+                         "room": room.set_index("family").to_dict("index"),
                          "online_prompts_per_family": online["family"].value_counts().sort_index().to_dict()}
+        write_csv(room, REPORTS / "room.csv")
         curve = reward_curve(trained.get("online", {}).get("history", []))
         write_csv(curve, REPORTS / "reward.csv")
         loss = offline_curve(trained.get("offline", {}).get("history", []))

@@ -59,6 +59,7 @@ def write_params(root: Path, project: Path, init: str, **grpo_smoke) -> dict:
                         "max_completion_length": 8, "save_steps": 1},
              "offline": {"max_steps": 2, "groups_per_step": 1, "max_length": 1536, "save_steps": 1,
                          "logging_steps": 1},
+             "room": {"problems_per_family": 0},
              "heldout": {"problems_per_family": 1, "max_new_tokens": 8}}
     for key, value in grpo_smoke.items():
         smoke[key] = {**smoke.get(key, {}), **value} if isinstance(value, dict) else value

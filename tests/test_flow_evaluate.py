@@ -30,6 +30,8 @@ def _project(tmp_path, tiny_base, **smoke) -> None:
 @pytest.mark.slow
 def test_evaluate_flow_table_predictions_registry_and_promote(mlflow_uri, tiny_base, tmp_path):
     _project(tmp_path, tiny_base)
+    # as grpo leaves it: sft is compared with base on the families it names as well
+    (tmp_path / "models/sft/trained_families.json").write_text(json.dumps({"families": ["cell_type", "perturb_de"]}))
 
     from flows.evaluate import evaluate_flow
     from flows.promote import promote_flow
@@ -67,6 +69,14 @@ def test_evaluate_flow_table_predictions_registry_and_promote(mlflow_uri, tiny_b
     assert "## Log-likelihood accuracy per family, reasoned" in table and "| sft - base | **mean over families**" in table
     assert "## Log-likelihood accuracy per family, direct" in table
     assert "| family | base | sft | majority | random | n |" in table
+    trained = metrics["trained_families"]
+    assert list(trained) == ["sft - base"] and set(trained["sft - base"]) == {"loglik", "generation"}
+    for measure, row in trained["sft - base"].items():
+        assert row["families"] == ["cell_type", "perturb_de"] and row["low"] <= row["diff"] <= row["high"]
+    on_both = scored[scored["family"].isin(["cell_type", "perturb_de"]) & (scored["mode"] == "direct")
+                     & scored["scorable"]]
+    assert trained["sft - base"]["loglik"]["n"] == len(on_both) // 2
+    assert "| sft - base | generation accuracy | cell_type, perturb_de |" in table
     compared = pd.read_csv(tmp_path / "reports/evaluate/accuracy.csv")
     assert set(compared["checkpoint"]) == {"base", "sft", "chance", "majority"}
     assert compared.loc[(compared["checkpoint"] == "sft") & (compared["family"] == "mean"),

@@ -52,3 +52,19 @@ def test_missing_start_checkpoint_is_a_clear_error(mlflow_uri, tmp_path):
 
     with pytest.raises(InputError, match="models/sft"):
         grpo_flow.fn()
+
+
+@pytest.mark.slow
+def test_no_family_with_room_stops_the_stage_before_training(mlflow_uri, tmp_path, tiny_base):
+    """An untrained model is right nowhere: the room check (real sampled completions, judged) keeps
+    no family, and the stage stops with the accuracies, writing no model and no report."""
+    write_inputs(tmp_path)
+    write_params(tmp_path, PROJECT, str(tiny_base[0]), mode="online",
+                 room={"problems_per_family": 2, "samples": 2})
+
+    from flows.grpo import grpo_flow
+
+    with pytest.raises(InputError, match=r"no family has room .*cell_type 0\.00"):
+        grpo_flow.fn()
+    assert not (tmp_path / "models/grpo").exists()
+    assert not (tmp_path / "reports/grpo/metrics.json").exists()

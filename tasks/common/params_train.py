@@ -239,6 +239,18 @@ class GrpoHeldout(Section):
     max_new_tokens: int = Field(256, gt=0, description="Greedy completion length.")
 
 
+class GrpoRoom(Section):
+    """The check that picks online GRPO's families before training (tasks/train/room.py)."""
+    problems_per_family: int = Field(8, ge=0, description="Train problems per family the start "
+                                     "checkpoint answers first; 0: no check, every family is trained.")
+    samples: int = Field(4, gt=1, description="Completions per problem, sampled as the rollouts are "
+                         "(online.temperature, top_p, max_completion_length).")
+    min_accuracy: float = Field(0.0, ge=0, lt=1, description="A family is trained when its sampled "
+                                "accuracy is above this ...")
+    max_accuracy: float = Field(1.0, gt=0, le=1, description="... and below this: a family always "
+                                "right or always wrong gives GRPO no correctness advantage.")
+
+
 class Grpo(Section):
     # Hardware (accelerate config, GPU slots) comes from base: one layout for every stage.
     init: str = Field("models/sft", description="Start checkpoint (and KL reference): a model folder.")
@@ -257,6 +269,7 @@ class Grpo(Section):
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (large models).")
     online: GrpoOnline = Field(default_factory=GrpoOnline)
     offline: GrpoOffline = Field(default_factory=GrpoOffline)
+    room: GrpoRoom = Field(default_factory=GrpoRoom)
     heldout: GrpoHeldout = Field(default_factory=GrpoHeldout)
     lora: Lora = Field(default_factory=Lora, description="LoRA adapters in both phases, each merged "
                        "into the model it saves; the KL reference stays the phase's start checkpoint.")

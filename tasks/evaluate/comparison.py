@@ -74,6 +74,23 @@ def paired_mean(results: pd.DataFrame, later: str, earlier: str, seed: int = 0) 
     return paired_comparisons(results, [earlier, later], seed=seed)[f"{later} - {earlier}"][-1]
 
 
+def paired_on_families(results: pd.DataFrame, later: str, earlier: str, families: Sequence[str],
+                       seed: int = 0) -> dict:
+    """The paired bootstrap later - earlier on ``families`` only (those a stage trained on, say):
+    the mean-over-families row, with ``families`` listed; scorable problems only.
+
+    >>> r = pd.DataFrame({"checkpoint": ["a"] * 3 + ["b"] * 3, "problem_id": ["p", "q", "s"] * 2,
+    ...                   "family": ["f", "f", "g"] * 2, "scorable": [True] * 6,
+    ...                   "correct": [False, False, False, True, True, False]})
+    >>> row = paired_on_families(r, "b", "a", ["f"])
+    >>> row["diff"], row["n"], row["families"]
+    (1.0, 2, ['f'])
+    """
+    part = results[results["family"].isin(families)]
+    row = paired_comparisons(part, [earlier, later], seed=seed)[f"{later} - {earlier}"][-1]
+    return {**row, "families": sorted(set(part["family"]))}
+
+
 def fitted_baselines(problems: pd.DataFrame) -> dict[str, dict[str, dict]]:
     """Baseline -> family -> {accuracy, low, high, scored}: fitted on train, scored on test."""
     table = fitted.baseline_table(problems)

@@ -60,6 +60,25 @@ def markdown_table(rows: list[str], columns: Mapping[str, Mapping[str, float]],
     return "\n".join(lines)
 
 
+def trained_section(trained: Mapping[str, Mapping[str, dict]]) -> list[str]:
+    """Lines of table.md: each checkpoint against its start on the families it was trained on.
+
+    >>> row = {"diff": 0.05, "low": -0.01, "high": 0.11, "p_value": 0.12, "n": 80, "families": ["a", "b"]}
+    >>> trained_section({"grpo - sft": {"loglik": row}})[4]
+    '| grpo - sft | log-likelihood (headline) | a, b | 80 | +0.050 | [-0.010, +0.110] | 0.120 |'
+    """
+    if not trained:
+        return []
+    names = {"loglik": "log-likelihood (headline)", "generation": "generation accuracy"}
+    out = ["## On the families each checkpoint was trained on (paired bootstrap, mean over those families)",
+           "", "| comparison | measure | families | n | diff | 95% interval | p |", "|---|---|---|---|---|---|---|"]
+    for pair, entry in trained.items():
+        for measure, r in entry.items():
+            out.append(f"| {pair} | {names[measure]} | {', '.join(r['families'])} | {r['n']} | {r['diff']:+.3f} "
+                       f"| [{r['low']:+.3f}, {r['high']:+.3f}] | {r['p_value']:.3f} |")
+    return out + [""]
+
+
 def report_markdown(metrics: dict, loglik_section: str = "") -> str:
     """The whole table.md: log-likelihood accuracy (the primary measure, when given), then generation
     accuracy, PerturbQA AUROC, format/length, macro-F1, Biomni-Eval1 rules."""
@@ -74,7 +93,8 @@ def report_markdown(metrics: dict, loglik_section: str = "") -> str:
              "n": metrics["problems"]}
     out = ["# Evaluation", "", f"Profile `{metrics['profile']}`; greedy decoding, at most "
            f"{metrics['max_new_tokens']} new tokens; answers read from the `<{metrics['answer_tag']}>` tag.",
-           "", loglik_section, "## Generation accuracy per family (test split, capped)", ""]
+           "", loglik_section, *trained_section(metrics.get("trained_families") or {}),
+           "## Generation accuracy per family (test split, capped)", ""]
     if metrics.get("not_generated"):
         out += [f"Not generated (`evaluate.generate`; log-likelihood above only): "
                 f"{', '.join(metrics['not_generated'])}.", ""]
@@ -178,4 +198,6 @@ def tracked_metrics(metrics: Mapping) -> dict:
                       **{f: {"accuracy": fam["accuracy"], "format_rate": fam["format_rate"]}
                          for f, fam in v["families"].items()}}
                   for c, v in metrics["checkpoints"].items()}
-    return {"loglik": loglik, "paired": paired, "generation": generation}
+    trained = {pair: {measure: {k: row[k] for k in ("diff", "low", "high")} for measure, row in entry.items()}
+               for pair, entry in (metrics.get("trained_families") or {}).items()}
+    return {"loglik": loglik, "paired": paired, "generation": generation, "trained_families": trained}

@@ -185,8 +185,11 @@ def _vllm_child(request_path: str, response_path: str) -> None:
               tensor_parallel_size=r["tensor_parallel_size"])
     started = time.perf_counter() - start
     greedy = r["temperature"] <= 0
+    # On CPU a per-request seed fails once a prefill is chunked ("CPU Generator does not use
+    # offset", vLLM 0.32 _bookkeeping_sync); the engine's seed (LLM(seed=...)) seeds sampling there
     sampling = SamplingParams(n=1 if greedy else r["n"], temperature=max(r["temperature"], 0.0),
-                              top_p=r["top_p"], max_tokens=r["max_new_tokens"], seed=r["seed"],
+                              top_p=r["top_p"], max_tokens=r["max_new_tokens"],
+                              seed=r["seed"] if cuda else None,
                               stop_token_ids=r["stop_ids"], detokenize=False)
     start = time.perf_counter()
     outputs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in r["prompt_ids"]], sampling)

@@ -41,6 +41,7 @@ TAG_TOKENS = ["<cell>", "</cell>", "<dna>", "</dna>", "<protein>", "</protein>",
 CHAT_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 EOS, PAD = "<|im_end|>", "<|endoftext|>"
 POINTER = "base_model.json"
+TRAINED_FAMILIES = "trained_families.json"  # written by grpo: the problem families it trained on
 BUILD = "build"
 
 CHAT_TEMPLATE = (
@@ -149,6 +150,12 @@ def save_base(p: BaseModelParams, out: Path, texts: Iterable[str] | None, seed: 
     tokenizer.save_pretrained(out)
     return {"source": BUILD, "vocab_size": len(tokenizer),
             "parameters": sum(t.numel() for t in model.parameters())}
+
+
+def trained_families(model_dir: str | Path) -> list[str] | None:
+    """The problem families a checkpoint was reinforced on (``trained_families.json``), or None."""
+    path = Path(model_dir) / TRAINED_FAMILIES
+    return json.loads(path.read_text())["families"] if path.is_file() else None
 
 
 def _pointer(model_dir: str | Path) -> dict | None:
