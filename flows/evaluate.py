@@ -152,13 +152,13 @@ def trained_family_comparisons(checkpoints: dict[str, str], generated: list[str]
     return out
 
 
-def register_final(params, metrics: dict, scored_options: pd.DataFrame, commit: str) -> dict | None:
+def register_final(params, metrics: dict, headline_rows: pd.DataFrame, commit: str) -> dict | None:
     """Register the final checkpoint (:func:`registry.choose_final`: the first candidate not below a
-    later one on the paired headline metric) as challenger, with its gate evidence (registry.gate_tags)."""
+    later one on the paired headline metric) as challenger, with its gate evidence (registry.gate_tags).
+    ``headline_rows``: the scored options of the headline mode (``evaluate.loglik_mode``)."""
     e, r = params.evaluate, params.registry
     if not (candidates := final_candidates(params)):
         return None
-    headline_rows = scored_options[scored_options["mode"] == e.loglik_mode]
 
     def paired(later: str, earlier: str) -> dict:  # consecutive pairs are in the table already
         rows = metrics["paired"].get(f"{later} - {earlier}")
@@ -168,8 +168,7 @@ def register_final(params, metrics: dict, scored_options: pd.DataFrame, commit: 
     summary, headline = metrics["checkpoints"][final], metrics["loglik"][final]
     families = [f for f, v in headline["families"].items() if v["scorable"]]
     majority = metrics["fitted_baselines"].get("majority", {})
-    rows = scored_options[(scored_options["checkpoint"] == final) & (scored_options["mode"] == e.loglik_mode)]
-    gate = registry.gate_tags(rows, e.loglik_mode, chance=headline["mean_chance"],
+    gate = registry.gate_tags(headline_rows[headline_rows["checkpoint"] == final], e.loglik_mode, chance=headline["mean_chance"],
                               majority=float(np.mean([majority[f]["accuracy"] for f in families
                                                       if f in majority] or [np.nan])),
                               seed=params.base.seed)
@@ -224,11 +223,11 @@ def evaluate_flow() -> None:
             options.append(scored_options)
         predictions, scored_options = (pd.concat(predictions, ignore_index=True),
                                        pd.concat(options, ignore_index=True))
-        by_mode = {}
-        for mode in (e.loglik_mode, *[m for m in loglik.MODES if m != e.loglik_mode]):
-            part = scored_options[scored_options["mode"] == mode]
-            by_mode[mode] = {"loglik": comparison.loglik_metrics(part),
-                             "paired": comparison.paired_comparisons(part, list(e.checkpoints), seed=seed)}
+        rows_of = {mode: scored_options[scored_options["mode"] == mode]
+                   for mode in (e.loglik_mode, *[m for m in loglik.MODES if m != e.loglik_mode])}
+        by_mode = {mode: {"loglik": comparison.loglik_metrics(part),
+                          "paired": comparison.paired_comparisons(part, list(e.checkpoints), seed=seed)}
+                   for mode, part in rows_of.items()}
         # the primary mode's numbers are the stage's headline (and the registry's gate)
         metrics.update(by_mode[e.loglik_mode], loglik_modes=by_mode,
                        fitted_baselines=comparison.fitted_baselines(problems))
@@ -238,9 +237,10 @@ def evaluate_flow() -> None:
             metrics["checkpoints"][name]["biomni"] = biomni_eval.summary(part)
         metrics["baselines"] = subset_baselines(problems, test)
         metrics["baselines_full_test"] = json.loads(BASELINES.read_text())
+        headline_rows = rows_of[e.loglik_mode]
         metrics["trained_families"] = trained_family_comparisons(
-            e.checkpoints, generated, scored_options[scored_options["mode"] == e.loglik_mode], predictions, seed)
-        metrics["registered"] = register_final(params, metrics, scored_options, run.commit)
+            e.checkpoints, generated, headline_rows, predictions, seed)
+        metrics["registered"] = register_final(params, metrics, headline_rows, run.commit)
 
         with atomic_path(OUT) as out:
             write_table(predictions[[c for c in schemas.EvalPredictions.to_schema().columns]],

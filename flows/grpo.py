@@ -46,7 +46,7 @@ from tasks.train.grpo_data import (assert_no_test_entities, cap_per_family, offl
 from tasks.train.heldout import heldout_check, per_family
 from tasks.lm.modeling import TRAINED_FAMILIES, load_tokenizer
 from tasks.train.multitrace import offline_groups
-from tasks.train.room import families_with_room, sample_correctness
+from tasks.train.room import ROOM_COLUMNS, families_with_room, sample_correctness
 from tasks.common.params import Params, load_params
 from tasks.common.prompts import load_prompts
 from tasks.common.storage import atomic_path, read_table, write_csv, write_json
@@ -101,8 +101,7 @@ def grpo_flow() -> None:
         eligible, too_long = rollout_prompts(problems, prompts, v.answer_tag, tokenizer,
                                              p.exclude_families, p.max_prompt_tokens)
         online = cap_per_family(eligible, p.problems_per_family)
-        room = pd.DataFrame(columns=["family", "problems", "samples", "accuracy", "groups_with_variance",
-                                     "kept"])
+        room = pd.DataFrame(columns=ROOM_COLUMNS)
         if "online" in phases and p.room.problems_per_family and not online.empty:
             judged = sample(p.init, cap_per_family(online, p.room.problems_per_family), p.room.samples,
                             p.online.max_completion_length, p.online.temperature, p.online.top_p,

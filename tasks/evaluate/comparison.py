@@ -87,8 +87,7 @@ def paired_on_families(results: pd.DataFrame, later: str, earlier: str, families
     (1.0, 2, ['f'])
     """
     part = results[results["family"].isin(families)]
-    row = paired_comparisons(part, [earlier, later], seed=seed)[f"{later} - {earlier}"][-1]
-    return {**row, "families": sorted(set(part["family"]))}
+    return {**paired_mean(part, later, earlier, seed=seed), "families": sorted(set(part["family"]))}
 
 
 def fitted_baselines(problems: pd.DataFrame) -> dict[str, dict[str, dict]]:

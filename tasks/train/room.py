@@ -23,6 +23,9 @@ from tasks.common.answers import judge
 from tasks.common.params import Generation
 from tasks.lm.generate import generate
 
+#: The columns of the family check's table (``reports/grpo/room.csv``), empty when the check is off.
+ROOM_COLUMNS = ["family", "problems", "samples", "accuracy", "groups_with_variance", "kept"]
+
 
 def sample_correctness(model_dir: str, rows: pd.DataFrame, samples: int, max_new_tokens: int,
                        temperature: float, top_p: float, tag: str, generation: Generation,
@@ -52,4 +55,4 @@ def families_with_room(judged: pd.DataFrame, min_accuracy: float, max_accuracy: 
                          .reindex(table["family"]).to_numpy())
     table = table.rename(columns={"varies": "groups_with_variance"})
     table["kept"] = (table["accuracy"] > min_accuracy) & (table["accuracy"] < max_accuracy)
-    return table[["family", "problems", "samples", "accuracy", "groups_with_variance", "kept"]].round(4)
+    return table[ROOM_COLUMNS].round(4)
