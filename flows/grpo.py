@@ -98,8 +98,9 @@ def grpo_flow() -> None:
         run.log_params({"verifiers": v.model_dump(mode="json")})
         problems = read_table(PROBLEMS, schemas.Problems)
         tokenizer = load_tokenizer(p.init)
+        # the offline phase builds its own prompts from the traces; the style is the online phase's
         eligible, too_long = rollout_prompts(problems, prompts, v.answer_tag, tokenizer,
-                                             p.exclude_families, p.max_prompt_tokens)
+                                             p.exclude_families, p.max_prompt_tokens, style=p.online.prompt)
         online = cap_per_family(eligible, p.problems_per_family)
         room = pd.DataFrame(columns=ROOM_COLUMNS)
         if "online" in phases and p.room.problems_per_family and not online.empty:
@@ -151,7 +152,7 @@ def grpo_flow() -> None:
                        out / TRAINED_FAMILIES)
 
         REPORTS.mkdir(parents=True, exist_ok=True)
-        metrics: dict = {"mode": p.mode, "init": p.init,
+        metrics: dict = {"mode": p.mode, "init": p.init, "online_prompt": p.online.prompt,
                          "verifier_training_entities_checked": entities_checked,
                          "online_prompts": len(online), "prompts_too_long": too_long,
                          "trained_families": trained_families,
@@ -185,7 +186,7 @@ def grpo_flow() -> None:
 
         if p.heldout.problems_per_family:
             test, _ = rollout_prompts(problems, prompts, v.answer_tag, tokenizer, p.exclude_families,
-                                      p.max_prompt_tokens, split="test")
+                                      p.max_prompt_tokens, split="test", style=p.online.prompt)
             test = cap_per_family(test, p.heldout.problems_per_family)
             bundle = load_verifiers(MODEL / "verifiers", v)
             scored = check({"start": p.init, "grpo": str(MODEL)}, test, bundle, v,

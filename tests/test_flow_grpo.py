@@ -26,6 +26,8 @@ def test_grpo_flow_trains_checks_and_logs(mlflow_uri, tmp_path, tiny_base):
     assert metrics["mode"] == "offline_then_online" and metrics["verifier_training_entities_checked"] > 0
     assert metrics["offline"]["steps"] == 2 and metrics["online"]["steps"] == 2
     assert metrics["online"]["init"] == "offline phase"
+    # params.yaml's online prompt style (the rollouts' prompts: tests/test_grpo_data.py)
+    assert metrics["online_prompt"] == "direct"
     assert set(metrics["online"]["verifiers"]) >= {"correctness", "format"}
     assert "start/all" in metrics["heldout"] and "grpo/all" in metrics["heldout"]
     curve = pd.read_csv(tmp_path / "reports/grpo/reward.csv")

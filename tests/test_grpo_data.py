@@ -31,6 +31,18 @@ def test_rollout_prompts_are_annotates_chat_prompts_of_one_split(tokenizer):
     assert set(test["id"]) == set(table.loc[table["split"] == "test", "id"])
 
 
+def test_direct_rollouts_use_the_answer_only_prompt_and_say_so(tokenizer):
+    table, prompts = problems(), load_prompts(None)
+    reasoned, _ = rollout_prompts(table, prompts, "answer", tokenizer, [], 10_000)
+    direct, _ = rollout_prompts(table, prompts, "answer", tokenizer, [], 10_000, style="direct")
+    first = table.set_index("id").loc[direct["id"][0]].to_dict() | {"id": direct["id"][0]}
+    assert list(direct["prompt"][0]) == problem_messages(first, prompts, "answer", think=False)
+    assert list(direct["prompt"][0]) != list(reasoned["prompt"][0])
+    assert direct["reasoning"].eq(False).all() and reasoned["reasoning"].eq(True).all()
+    with pytest.raises(ValueError, match="unknown prompt style"):
+        rollout_prompts(table, prompts, "answer", tokenizer, [], 10_000, style="terse")
+
+
 def test_long_prompts_are_counted_and_left_out(tokenizer):
     rows, too_long = rollout_prompts(problems(), load_prompts(None), "answer", tokenizer, [], 60)
     assert too_long and sum(too_long.values()) + len(rows) == (problems()["split"] == "train").sum()

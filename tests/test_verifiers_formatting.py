@@ -21,6 +21,29 @@ def test_format(completion, reward):
     assert format_reward(completion) == reward
 
 
+@pytest.mark.parametrize("completion, reward", [
+    ("<answer>CD14+ Monocyte</answer>", 1.0),
+    ("  <Answer>x</Answer>\n", 1.0),
+    ("<think>r</think><answer>x</answer>", 0.0),   # reasoning where none was asked for
+    ("<answer>x</answer> more", 0.0),
+    ("<answer> </answer>", 0.0),
+    ("<answer>x</answer><answer>y</answer>", 0.0),
+    ("x", 0.0),
+])
+def test_format_on_the_answer_only_prompt(completion, reward):
+    assert format_reward(completion, reasoning=False) == reward
+
+
+def test_the_format_verifier_reads_the_prompt_style_of_each_rollout():
+    from tasks.verifiers.compose import reward_function
+    from tests.verifier_fixtures import SETTINGS
+
+    fmt = reward_function("format", None, SETTINGS)
+    completions = ["<answer>x</answer>", "<answer>x</answer>", "<think>r</think><answer>x</answer>"]
+    assert fmt(["q"] * 3, completions, reasoning=[False, True, True]) == [1.0, 0.0, 1.0]
+    assert fmt(["q"], ["<think>r</think><answer>x</answer>"]) == [1.0]  # no column: reasoned
+
+
 def test_the_answer_tag_is_configurable_and_the_reasoning_block_is_always_think():
     assert format_reward("<think>r</think><solution>x</solution>", answer_tag="solution") == 1.0
     assert format_reward("<think>r</think><solution>x</solution>") == 0.0

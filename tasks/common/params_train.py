@@ -183,6 +183,11 @@ class GrpoOnline(Section):
     num_generations: int = Field(4, gt=1, description="Group size: completions sampled per prompt.")
     prompts_per_step: int = Field(2, gt=0, description="Prompts per device per step; the device "
                                   "batch is prompts_per_step x num_generations completions.")
+    prompt: Literal["reasoned", "direct"] = Field(
+        "reasoned", description="The prompt rollouts answer (and the family check and the held-out "
+        "check sample): reasoned, the reasoning system prompt (think, then answer); direct, the "
+        "answer-only prompt that evaluate's headline log-likelihood scores (``<answer>x</answer>``, "
+        "no reasoning block: the format reward asks for that shape).")
     max_completion_length: int = Field(512, gt=0, description="Completion tokens at most; longer ones "
                                        "are truncated (see mask_truncated_completions).")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")

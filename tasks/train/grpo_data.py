@@ -21,6 +21,8 @@ from tasks.lm.modeling import render_chat
 from tasks.verifiers.fitted import held_out_entities
 
 ROLLOUT_COLUMNS = ["id", "family", "answer", "answer_type", "choices", "evidence", "source_ids"]
+#: Besides the problem's columns: whether the prompt asks for reasoning (the format reward reads it).
+VERIFIER_COLUMNS = [*ROLLOUT_COLUMNS, "reasoning"]
 CURVE_KEYS = ("reward", "reward_std", "frac_reward_zero_std", "kl", "completions/mean_length",
               "completions/clipped_ratio", "clip_ratio/region_mean", "entropy")
 
@@ -33,13 +35,17 @@ def cap_per_family(table: pd.DataFrame, per_family: int | None) -> pd.DataFrame:
 
 
 def rollout_prompts(problems: pd.DataFrame, prompts: dict[str, str], tag: str, tokenizer: Any,
-                    exclude: list[str], max_prompt_tokens: int,
-                    split: str = "train") -> tuple[pd.DataFrame, dict[str, int]]:
+                    exclude: list[str], max_prompt_tokens: int, split: str = "train",
+                    style: str = "reasoned") -> tuple[pd.DataFrame, dict[str, int]]:
     """Problems of ``split`` as a TRL conversational dataset (``prompt`` = chat messages, plus the
     columns the verifiers read) whose prompt has at most ``max_prompt_tokens`` tokens; also the
-    count left out per family for being too long."""
+    count left out per family for being too long. ``style`` (``grpo.online.prompt``): reasoned, the
+    reasoning system prompt; direct, the answer-only one."""
+    if style not in ("reasoned", "direct"):
+        raise ValueError(f"unknown prompt style {style!r}: reasoned or direct")
+    reasoning = style == "reasoned"
     rows = problems[(problems["split"] == split) & ~problems["family"].isin(exclude)]
-    chats = [problem_messages(rec, prompts, tag) for rec in rows.to_dict("records")]
+    chats = [problem_messages(rec, prompts, tag, think=reasoning) for rec in rows.to_dict("records")]
     lengths = [len(ids) for ids in tokenizer([render_chat(tokenizer, c) for c in chats],
                                              add_special_tokens=False)["input_ids"]] if chats else []
     out, too_long = [], {}
@@ -49,8 +55,8 @@ def rollout_prompts(problems: pd.DataFrame, prompts: dict[str, str], tag: str, t
             continue
         out.append({"prompt": messages, **{c: rec[c] for c in ROLLOUT_COLUMNS},
                     "choices": [str(c) for c in rec["choices"]],
-                    "source_ids": [str(s) for s in rec["source_ids"]]})
-    return pd.DataFrame(out, columns=["prompt"] + ROLLOUT_COLUMNS), too_long
+                    "source_ids": [str(s) for s in rec["source_ids"]], "reasoning": reasoning})
+    return pd.DataFrame(out, columns=["prompt"] + VERIFIER_COLUMNS), too_long
 
 
 def assert_no_test_entities(manifest: dict, problems: pd.DataFrame, source: str) -> int:

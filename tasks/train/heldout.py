@@ -22,15 +22,15 @@ from tasks.common.params import Generation, Verifiers
 from tasks.common.answers import judge
 from tasks.verifiers.compose import combine, reward_function
 from tasks.verifiers.fitted import VerifierBundle
+from tasks.train.grpo_data import VERIFIER_COLUMNS
 from tasks.verifiers.formatting import format_reward
 
-COLUMNS = ["id", "family", "answer", "answer_type", "choices", "evidence", "source_ids"]
 
 
 def score_completions(rows: pd.DataFrame, completions: list[str], bundle: VerifierBundle,
                       settings: Verifiers) -> pd.DataFrame:
     """Per problem: correct (0/1), the weighted verifier reward and format compliance."""
-    columns = {c: list(rows[c]) for c in COLUMNS}
+    columns = {c: list(rows[c]) for c in VERIFIER_COLUMNS if c in rows}
     prompts = list(rows["prompt"])
     per = {name: reward_function(name, bundle, settings)(prompts, completions, **columns)
            for name, w in settings.weights.items() if w != 0}
@@ -39,7 +39,8 @@ def score_completions(rows: pd.DataFrame, completions: list[str], bundle: Verifi
     out["correct"] = [float(judge(c, a, t, list(ch), settings.answer_tag))
                       for c, a, t, ch in zip(completions, rows["answer"], rows["answer_type"], rows["choices"])]
     out["reward"] = combine(per, settings.weights)
-    out["format_ok"] = [format_reward(c, settings.answer_tag) for c in completions]
+    reasoning = list(rows["reasoning"]) if "reasoning" in rows else [True] * len(rows)
+    out["format_ok"] = [format_reward(c, settings.answer_tag, bool(r)) for c, r in zip(completions, reasoning)]
     return out
 
 

@@ -69,7 +69,7 @@ def correctness(sample: Sample, bundle: VerifierBundle, settings: Verifiers) -> 
 
 
 def format_(sample: Sample, bundle: VerifierBundle, settings: Verifiers) -> float | None:
-    return format_reward(sample["completion"], settings.answer_tag)
+    return format_reward(sample["completion"], settings.answer_tag, bool(sample.get("reasoning", True)))
 
 
 def length(sample: Sample, bundle: VerifierBundle, settings: Verifiers) -> float | None:

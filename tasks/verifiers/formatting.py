@@ -13,6 +13,11 @@ False
 False
 >>> format_ok("<think>a</think><solution>x</solution>", answer_tag="solution")
 True
+
+On the answer-only prompt (``reasoning=False``) the well-formed reply is the answer block alone:
+
+>>> format_ok("<answer>x</answer>", reasoning=False), format_ok("<think>a</think><answer>x</answer>", reasoning=False)
+(True, False)
 """
 from __future__ import annotations
 
@@ -30,19 +35,21 @@ def _close(tag: str) -> str:
     return rf"<\s*/\s*{re.escape(tag)}\s*>"
 
 
-def format_ok(completion: Any, answer_tag: str = ANSWER_TAG) -> bool:
+def format_ok(completion: Any, answer_tag: str = ANSWER_TAG, reasoning: bool = True) -> bool:
     """Whitespace, ``<think>`` reasoning ``</think>``, whitespace, ``<answer>`` non-empty answer
-    ``</answer>``, whitespace; each tag exactly once."""
+    ``</answer>``, whitespace; each tag exactly once. ``reasoning=False`` (the answer-only prompt):
+    the answer block alone, and no ``<think>`` tag."""
     text = completion_text(completion)
-    for tag in (THINK_TAG, answer_tag):
-        if len(re.findall(_open(tag), text, re.I)) != 1 or len(re.findall(_close(tag), text, re.I)) != 1:
+    for tag, times in ((THINK_TAG, 1 if reasoning else 0), (answer_tag, 1)):
+        if (len(re.findall(_open(tag), text, re.I)) != times
+                or len(re.findall(_close(tag), text, re.I)) != times):
             return False
-    shape = re.compile(rf"^\s*{_open(THINK_TAG)}(.*?){_close(THINK_TAG)}\s*"
-                       rf"{_open(answer_tag)}(.*?){_close(answer_tag)}\s*$", re.I | re.S)
+    think = rf"{_open(THINK_TAG)}(.*?){_close(THINK_TAG)}\s*" if reasoning else "()"
+    shape = re.compile(rf"^\s*{think}{_open(answer_tag)}(.*?){_close(answer_tag)}\s*$", re.I | re.S)
     match = shape.match(text)
-    return bool(match and match.group(1).strip() and match.group(2).strip())
+    return bool(match and (match.group(1).strip() or not reasoning) and match.group(2).strip())
 
 
-def format_reward(completion: Any, answer_tag: str = ANSWER_TAG) -> float:
+def format_reward(completion: Any, answer_tag: str = ANSWER_TAG, reasoning: bool = True) -> float:
     """1.0 for a well-formed completion, 0.0 otherwise."""
-    return 1.0 if format_ok(completion, answer_tag) else 0.0
+    return 1.0 if format_ok(completion, answer_tag, reasoning) else 0.0
