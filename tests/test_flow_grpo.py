@@ -12,7 +12,8 @@ from tests.grpo_fixtures import write_inputs, write_params
 @pytest.mark.slow
 def test_grpo_flow_trains_checks_and_logs(mlflow_uri, tmp_path, tiny_base):
     write_inputs(tmp_path)
-    write_params(tmp_path, PROJECT, str(tiny_base[0]))
+    # the answer-only rollouts here; the end-to-end repro (smoke) runs the reasoning ones
+    write_params(tmp_path, PROJECT, str(tiny_base[0]), online={"prompt": "direct"})
 
     from flows.grpo import grpo_flow
 
@@ -26,7 +27,7 @@ def test_grpo_flow_trains_checks_and_logs(mlflow_uri, tmp_path, tiny_base):
     assert metrics["mode"] == "offline_then_online" and metrics["verifier_training_entities_checked"] > 0
     assert metrics["offline"]["steps"] == 2 and metrics["online"]["steps"] == 2
     assert metrics["online"]["init"] == "offline phase"
-    # params.yaml's online prompt style (the rollouts' prompts: tests/test_grpo_data.py)
+    # the online prompt style is the stage's (what the rollouts' prompts are: tests/test_grpo_data.py)
     assert metrics["online_prompt"] == "direct"
     assert set(metrics["online"]["verifiers"]) >= {"correctness", "format"}
     assert "start/all" in metrics["heldout"] and "grpo/all" in metrics["heldout"]
