@@ -27,7 +27,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from tasks.common.prompts import OMICS_SPAN, OPTION_LINE
+from tasks.common.prompts import OMICS_SPAN, OPTION_LINE, PROMPT_STYLES
 
 
 def blank_omics(prompt: str) -> str:
@@ -79,7 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/sft")
     parser.add_argument("--problems", default="data/problems/problems.parquet")
-    parser.add_argument("--mode", choices=["reasoned", "direct"], default=None,
+    parser.add_argument("--mode", choices=PROMPT_STYLES, default=None,
                         help="default: evaluate.loglik_mode of params.yaml")
     args = parser.parse_args()
 

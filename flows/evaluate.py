@@ -168,7 +168,8 @@ def register_final(params, metrics: dict, headline_rows: pd.DataFrame, commit: s
     summary, headline = metrics["checkpoints"][final], metrics["loglik"][final]
     families = [f for f, v in headline["families"].items() if v["scorable"]]
     majority = metrics["fitted_baselines"].get("majority", {})
-    gate = registry.gate_tags(headline_rows[headline_rows["checkpoint"] == final], e.loglik_mode, chance=headline["mean_chance"],
+    gate = registry.gate_tags(headline_rows[headline_rows["checkpoint"] == final], e.loglik_mode,
+                              chance=headline["mean_chance"],
                               majority=float(np.mean([majority[f]["accuracy"] for f in families
                                                       if f in majority] or [np.nan])),
                               seed=params.base.seed)

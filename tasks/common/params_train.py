@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from tasks.common.params_data import Section
+from tasks.common.prompts import PromptStyle
 
 
 class BaseModelParams(Section):
@@ -109,7 +110,7 @@ class Evaluate(Section):
         None, gt=0, description="Seeded cap on test problems per family (whole genes for PerturbQA); "
                                 "null: the whole test split.")
     max_new_tokens: int = Field(768, gt=0, description="Completion budget per problem (greedy), at least the longest SFT reply (tests/test_lengths.py); completions that reach it are counted.")
-    loglik_mode: Literal["direct", "reasoned"] = Field(
+    loglik_mode: PromptStyle = Field(
         "direct", description="The headline (and registry gate) log-likelihood mode: options scored right "
                               "after the prompt (answer-only system prompt), or after the checkpoint's own "
                               "reasoning; both are reported.")
@@ -183,7 +184,7 @@ class GrpoOnline(Section):
     num_generations: int = Field(4, gt=1, description="Group size: completions sampled per prompt.")
     prompts_per_step: int = Field(2, gt=0, description="Prompts per device per step; the device "
                                   "batch is prompts_per_step x num_generations completions.")
-    prompt: Literal["reasoned", "direct"] = Field(
+    prompt: PromptStyle = Field(
         "reasoned", description="The prompt rollouts answer (and the family check and the held-out "
         "check sample): reasoned, the reasoning system prompt (think, then answer); direct, the "
         "answer-only prompt that evaluate's headline log-likelihood scores (``<answer>x</answer>``, "

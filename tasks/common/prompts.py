@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import string
 from pathlib import Path
+from typing import Literal, get_args
 
 from tasks.common.answers import THINK_TAG
 
@@ -112,6 +113,11 @@ def question_lines(prompt: str) -> list[str]:
     """
     return [line for line in prompt.split("\n") if not OPTION_LINE.match(line)]
 
+
+# How a problem is put to the model: think, then answer (SFT_SYSTEM); or answer at once
+# (SFT_SYSTEM_DIRECT). GRPO rollouts and evaluate's log-likelihood modes are chosen from these.
+PromptStyle = Literal["reasoned", "direct"]
+PROMPT_STYLES: tuple[str, ...] = get_args(PromptStyle)
 
 SFT_SYSTEM = (f"You are a biology reasoning assistant. Think step by step inside <{THINK_TAG}></{THINK_TAG}>, "
               "then give the final answer inside <{tag}></{tag}>.")

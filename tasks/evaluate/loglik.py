@@ -65,8 +65,9 @@ import numpy as np
 import pandas as pd
 
 from tasks.common.answers import THINK_TAG, normalise_label
+from tasks.common.prompts import PROMPT_STYLES
 
-MODES = ("reasoned", "direct")  # where the options are scored: after own reasoning, or right away
+MODES = PROMPT_STYLES  # where the options are scored: after own reasoning, or right away
 YES_NO = ("yes", "no")
 # label families whose answer is one of a fixed pair, whatever the data
 FIXED_LABELS = {"perturb_dir": ("up", "down")}

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.common.prompts import problem_messages
+from tasks.common.prompts import PROMPT_STYLES, PromptStyle, problem_messages
 from tasks.lm.modeling import render_chat
 from tasks.verifiers.fitted import held_out_entities
 
@@ -36,13 +36,13 @@ def cap_per_family(table: pd.DataFrame, per_family: int | None) -> pd.DataFrame:
 
 def rollout_prompts(problems: pd.DataFrame, prompts: dict[str, str], tag: str, tokenizer: Any,
                     exclude: list[str], max_prompt_tokens: int, split: str = "train",
-                    style: str = "reasoned") -> tuple[pd.DataFrame, dict[str, int]]:
+                    style: PromptStyle = "reasoned") -> tuple[pd.DataFrame, dict[str, int]]:
     """Problems of ``split`` as a TRL conversational dataset (``prompt`` = chat messages, plus the
     columns the verifiers read) whose prompt has at most ``max_prompt_tokens`` tokens; also the
     count left out per family for being too long. ``style`` (``grpo.online.prompt``): reasoned, the
     reasoning system prompt; direct, the answer-only one."""
-    if style not in ("reasoned", "direct"):
-        raise ValueError(f"unknown prompt style {style!r}: reasoned or direct")
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"unknown prompt style {style!r}: one of {', '.join(PROMPT_STYLES)}")
     reasoning = style == "reasoned"
     rows = problems[(problems["split"] == split) & ~problems["family"].isin(exclude)]
     chats = [problem_messages(rec, prompts, tag, think=reasoning) for rec in rows.to_dict("records")]

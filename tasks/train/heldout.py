@@ -17,14 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.lm.generate import generate
-from tasks.common.params import Generation, Verifiers
 from tasks.common.answers import judge
+from tasks.common.params import Generation, Verifiers
+from tasks.lm.generate import generate
+from tasks.train.grpo_data import VERIFIER_COLUMNS
 from tasks.verifiers.compose import combine, reward_function
 from tasks.verifiers.fitted import VerifierBundle
-from tasks.train.grpo_data import VERIFIER_COLUMNS
-from tasks.verifiers.formatting import format_reward
-
 
 
 def score_completions(rows: pd.DataFrame, completions: list[str], bundle: VerifierBundle,
@@ -39,8 +37,7 @@ def score_completions(rows: pd.DataFrame, completions: list[str], bundle: Verifi
     out["correct"] = [float(judge(c, a, t, list(ch), settings.answer_tag))
                       for c, a, t, ch in zip(completions, rows["answer"], rows["answer_type"], rows["choices"])]
     out["reward"] = combine(per, settings.weights)
-    reasoning = list(rows["reasoning"]) if "reasoning" in rows else [True] * len(rows)
-    out["format_ok"] = [format_reward(c, settings.answer_tag, bool(r)) for c, r in zip(completions, reasoning)]
+    out["format_ok"] = reward_function("format", bundle, settings)(prompts, completions, **columns)
     return out
 
 
