@@ -86,6 +86,11 @@ def test_vllm_generates_the_same_greedy_text(tiny_base):
     sampled = generate(model_dir, CHATS[:2], max_new_tokens=12, temperature=1.0, n=3, seed=5,
                        engine="vllm", settings=settings)
     assert [len(c) for c in sampled] == [3, 3]
+    # each prompt samples from its own seed: another prompt in the batch changes nothing
+    more = generate(model_dir, [*CHATS[:2], "<cell>CD3D CD3E"], max_new_tokens=12, temperature=1.0,
+                    n=3, seed=5, engine="vllm", settings=settings)
+    assert more[:2] == sampled
+    assert len(set(sampled[0])) > 1  # the n samples of one prompt are not copies of one
 
 
 def test_vllm_refuses_prompts_longer_than_its_context(tiny_base):

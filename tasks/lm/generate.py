@@ -21,7 +21,8 @@ over that many GPUs) and ``gpus``, the Prefect ``gpu`` slots held while the engi
 Each call loads the model once for all its prompts: send prompts in large batches.
 
 Decoding drops ChatML tokens but keeps the tag tokens (``<think>``, ``<answer>`` ...): they are not
-special (see tasks/lm/modeling.py). Temperature 0 is greedy and deterministic; sampling is seeded.
+special (see tasks/lm/modeling.py). Temperature 0 is greedy and deterministic; sampling is seeded
+per prompt, so a prompt's samples do not depend on the batch around it.
 
 >>> choose_engine(n_tokens=100, settings=Generation(engine="auto", vllm_min_tokens=1000))
 'transformers'
@@ -179,18 +180,27 @@ def _vllm_child(request_path: str, response_path: str) -> None:
     s = Generation.model_validate(r["settings"])
     cuda = torch.cuda.is_available()
     start = time.perf_counter()
+    # Each prompt samples from its own generator (below). vLLM 0.32 rewinds a request's generator
+    # after a chunked prefill (set_offset, which CPU generators lack: "CPU Generator does not use
+    # offset"), so on CPU every prefill runs whole: chunked prefill off, a step's token budget at
+    # least one whole sequence.
+    whole_prefills = {} if cuda else {"enable_chunked_prefill": False,
+                                      "max_num_batched_tokens": max(s.max_model_len, 4096)}
     llm = LLM(model=r["model"], revision=r["revision"], skip_tokenizer_init=True,
               dtype=s.dtype, max_model_len=s.max_model_len, enforce_eager=not cuda, seed=r["seed"],
               gpu_memory_utilization=s.gpu_memory_utilization, trust_remote_code=False,
-              tensor_parallel_size=r["tensor_parallel_size"])
+              tensor_parallel_size=r["tensor_parallel_size"], **whole_prefills)
     started = time.perf_counter() - start
     greedy = r["temperature"] <= 0
-    # On CPU a per-request seed fails once a prefill is chunked ("CPU Generator does not use
-    # offset", vLLM 0.32 _bookkeeping_sync); the engine's seed (LLM(seed=...)) seeds sampling there
-    sampling = SamplingParams(n=1 if greedy else r["n"], temperature=max(r["temperature"], 0.0),
-                              top_p=r["top_p"], max_tokens=r["max_new_tokens"],
-                              seed=r["seed"] if cuda else None,
-                              stop_token_ids=r["stop_ids"], detokenize=False)
+    # Prompt i samples with seed + i * n (vLLM adds the sample's index): its samples depend on
+    # neither the other prompts nor the engine's scheduling. With the engine's one generator they
+    # did: two runs of one grpo stage sampled different rollouts (the first vLLM start on a fresh
+    # machine schedules differently).
+    sampling = [SamplingParams(n=1 if greedy else r["n"], temperature=max(r["temperature"], 0.0),
+                               top_p=r["top_p"], max_tokens=r["max_new_tokens"],
+                               seed=r["seed"] + i * r["n"], stop_token_ids=r["stop_ids"],
+                               detokenize=False)
+                for i in range(len(r["prompt_ids"]))]
     start = time.perf_counter()
     outputs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in r["prompt_ids"]], sampling)
     seconds = time.perf_counter() - start
