@@ -152,10 +152,12 @@ def trained_family_comparisons(checkpoints: dict[str, str], generated: list[str]
     return out
 
 
-def register_final(params, metrics: dict, headline_rows: pd.DataFrame, commit: str) -> dict | None:
+def register_final(params, metrics: dict, headline_rows: pd.DataFrame, predictions: pd.DataFrame,
+                   commit: str) -> dict | None:
     """Register the final checkpoint (:func:`registry.choose_final`: the first candidate not below a
-    later one on the paired headline metric) as challenger, with its gate evidence (registry.gate_tags).
-    ``headline_rows``: the scored options of the headline mode (``evaluate.loglik_mode``)."""
+    later one on the paired headline metric, nor on format compliance where both were generated) as
+    challenger, with its gate evidence (registry.gate_tags). ``headline_rows``: the scored options of
+    the headline mode (``evaluate.loglik_mode``); ``predictions``: the generated replies, scored."""
     e, r = params.evaluate, params.registry
     if not (candidates := final_candidates(params)):
         return None
@@ -164,7 +166,15 @@ def register_final(params, metrics: dict, headline_rows: pd.DataFrame, commit: s
         rows = metrics["paired"].get(f"{later} - {earlier}")
         return rows[-1] if rows else comparison.paired_mean(headline_rows, later, earlier, seed=params.base.seed)
 
-    final, passed_over = registry.choose_final(candidates, paired)
+    formats = predictions.assign(scorable=True, correct=predictions["format_ok"].astype(bool))
+
+    def paired_format(later: str, earlier: str) -> dict | None:
+        generated = set(formats["checkpoint"])
+        if not {later, earlier} <= generated:
+            return None
+        return comparison.paired_mean(formats, later, earlier, seed=params.base.seed)
+
+    final, passed_over = registry.choose_final(candidates, paired, paired_format)
     summary, headline = metrics["checkpoints"][final], metrics["loglik"][final]
     families = [f for f, v in headline["families"].items() if v["scorable"]]
     majority = metrics["fitted_baselines"].get("majority", {})
@@ -241,7 +251,7 @@ def evaluate_flow() -> None:
         headline_rows = rows_of[e.loglik_mode]
         metrics["trained_families"] = trained_family_comparisons(
             e.checkpoints, generated, headline_rows, predictions, seed)
-        metrics["registered"] = register_final(params, metrics, headline_rows, run.commit)
+        metrics["registered"] = register_final(params, metrics, headline_rows, predictions, run.commit)
 
         with atomic_path(OUT) as out:
             write_table(predictions[[c for c in schemas.EvalPredictions.to_schema().columns]],

@@ -98,3 +98,19 @@ def test_the_registry_receives_grpo_only_when_it_is_not_below_sft(grpo, chosen):
     assert passed_over == ([] if chosen == "grpo" else [passed_over[0]])
     if chosen == "sft":
         assert passed_over[0].startswith("grpo is below sft: paired difference -0.600 [")
+
+
+@pytest.mark.parametrize("grpo_format, chosen", [([True] * 8 + [False] * 32, "sft"),  # 0.2 against 0.8
+                                                 ([True] * 30 + [False] * 10, "grpo")])
+def test_a_checkpoint_whose_format_fell_is_passed_over(grpo_format, chosen):
+    """Level on the headline, grpo is registered only if its replies keep the format."""
+    from tasks.evaluate.comparison import paired_mean
+
+    level = _scored({"sft": [True, False] * 20, "grpo": [True, False] * 20})
+    formats = _scored({"sft": [True] * 32 + [False] * 8, "grpo": grpo_format})
+    final, passed_over = registry.choose_final(["grpo", "sft"], lambda a, b: paired_mean(level, a, b),
+                                               lambda a, b: paired_mean(formats, a, b))
+    assert final == chosen
+    assert len(passed_over) == (chosen == "sft")
+    if chosen == "sft":
+        assert passed_over[0].startswith("grpo is below sft in format compliance: paired difference -0.600 [")

@@ -14,8 +14,10 @@ same families, and each problem's correctness (``gate.correct``: family -> a 0/1
 order, with a hash of the problem ids), so a later challenger can be compared problem by problem.
 
 Which checkpoint is registered (:func:`choose_final`): the first of ``registry.final_checkpoints``
-(grpo, then sft) that is not significantly below a later one, so a reinforcement phase that made
-the model worse hands the registry its start checkpoint, and the reason is kept.
+(grpo, then sft) that is not significantly below a later one, on the headline metric or, where
+both were generated, on format compliance (a reply the answer can be read from), so a
+reinforcement phase that made the model worse, or stopped it answering in the served format,
+hands the registry its start checkpoint, and the reason is kept.
 
 Promotion (:func:`decide`) moves ``champion`` to the challenger only when the lower end of its
 interval beats chance and the majority baseline, and, when a champion exists, the paired bootstrap
@@ -167,27 +169,35 @@ def paired_to(challenger: dict, champion: dict, seed: int = 0) -> dict | None:
     return paired_bootstrap(a, b, fam, seed=seed).iloc[-1].to_dict()
 
 
-def choose_final(candidates: Sequence[str], paired: Callable[[str, str], dict]) -> tuple[str, list[str]]:
+def choose_final(candidates: Sequence[str], paired: Callable[[str, str], dict],
+                 paired_format: Callable[[str, str], dict | None] | None = None) -> tuple[str, list[str]]:
     """The checkpoint to register, and why each one before it was passed over: the first of
     ``candidates`` (preference order) whose paired difference to every later candidate
     (``paired(a, b)``: the mean-over-families row of a - b, with its 95% interval ``low``, ``high``)
-    does not lie wholly below 0. The last candidate has none after it and is taken when reached.
+    does not lie wholly below 0, nor, where ``paired_format(a, b)`` gives one (both generated), its
+    paired difference in format compliance. The last candidate is taken when reached.
 
     >>> below = {"diff": -0.029, "low": -0.050, "high": -0.010}
+    >>> level = {"diff": -0.01, "low": -0.05, "high": 0.03}
     >>> choose_final(["grpo", "sft"], lambda a, b: below)
     ('sft', ['grpo is below sft: paired difference -0.029 [-0.050, -0.010]'])
-    >>> choose_final(["grpo", "sft"], lambda a, b: {"diff": -0.01, "low": -0.05, "high": 0.03})
+    >>> choose_final(["grpo", "sft"], lambda a, b: level)
     ('grpo', [])
+    >>> choose_final(["grpo", "sft"], lambda a, b: level, lambda a, b: below)
+    ('sft', ['grpo is below sft in format compliance: paired difference -0.029 [-0.050, -0.010]'])
     """
     if not candidates:
         raise ValueError("no candidate checkpoint to register")
     passed_over = []
     for i, name in enumerate(candidates[:-1]):
-        worse = [(later, d) for later in candidates[i + 1:] if (d := paired(name, later))["high"] < 0]
+        worse = [(later, "", d) for later in candidates[i + 1:] if (d := paired(name, later))["high"] < 0]
+        if paired_format is not None:
+            worse += [(later, " in format compliance", d) for later in candidates[i + 1:]
+                      if (d := paired_format(name, later)) is not None and d["high"] < 0]
         if not worse:
             return name, passed_over
-        passed_over += [f"{name} is below {later}: paired difference {d['diff']:+.3f} [{d['low']:+.3f}, "
-                        f"{d['high']:+.3f}]" for later, d in worse]
+        passed_over += [f"{name} is below {later}{what}: paired difference {d['diff']:+.3f} "
+                        f"[{d['low']:+.3f}, {d['high']:+.3f}]" for later, what, d in worse]
     return candidates[-1], passed_over
 
 
