@@ -167,9 +167,9 @@ def register_final(params, metrics: dict, headline_rows: pd.DataFrame, predictio
         return rows[-1] if rows else comparison.paired_mean(headline_rows, later, earlier, seed=params.base.seed)
 
     formats = predictions.assign(scorable=True, correct=predictions["format_ok"].astype(bool))
+    generated = set(formats["checkpoint"])
 
     def paired_format(later: str, earlier: str) -> dict | None:
-        generated = set(formats["checkpoint"])
         if not {later, earlier} <= generated:
             return None
         return comparison.paired_mean(formats, later, earlier, seed=params.base.seed)

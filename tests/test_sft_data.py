@@ -27,3 +27,13 @@ def test_unbalanced_is_every_chat_once_per_epoch_and_seeded():
     assert len(rows) == 70 and rows["id"].value_counts().eq(2).all()
     assert rows["id"].tolist() == training_rows(_chats(), 2, None, seed=1)["id"].tolist()
     assert rows["id"].tolist() != training_rows(_chats(), 2, None, seed=2)["id"].tolist()
+
+
+def test_a_family_of_long_chats_is_capped_by_tokens_per_family():
+    chats = _chats().assign(n_tokens=[10] * 30 + [100] * 5)   # "small" has the long chats
+    rows = training_rows(chats, epochs=2, per_family=20, seed=0, tokens_per_family=300)
+    # 300 // 10 = 30 > 20: "big" keeps per_family; 300 // 100 = 3 long chats an epoch
+    assert family_counts(rows) == {"big": 40, "small": 6}
+    assert family_counts(rows.iloc[:23]) == {"big": 20, "small": 3}
+    # without per_family the cap alone balances: "big" is held to its 30 chats, "small" to 3
+    assert family_counts(training_rows(chats, 1, None, seed=0, tokens_per_family=300)) == {"big": 30, "small": 3}

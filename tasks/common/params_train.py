@@ -59,6 +59,7 @@ class SftPhase(Section):
     epochs: int = Field(description="Passes over the phase's chats (balanced: chats_per_family per family each); 0 skips the phase.", ge=0)
     learning_rate: float = Field(gt=0, description="Peak learning rate of this phase.")
     max_steps: int | None = Field(None, gt=0, description="Cap on optimizer steps (tests, quick looks); null: the epochs decide.")
+    tokens_per_family: int | None = Field(None, gt=0, description="Cap on the tokens a family trains on per epoch: a family of long chats contributes this // its mean chat length chats when that is fewer than sft.chats_per_family; null: no cap.")
 
 
 class Lora(Section):

@@ -21,8 +21,10 @@ over that many GPUs) and ``gpus``, the Prefect ``gpu`` slots held while the engi
 Each call loads the model once for all its prompts: send prompts in large batches.
 
 Decoding drops ChatML tokens but keeps the tag tokens (``<think>``, ``<answer>`` ...): they are not
-special (see tasks/lm/modeling.py). Temperature 0 is greedy and deterministic; sampling is seeded
-per prompt, so a prompt's samples do not depend on the batch around it.
+special (see tasks/lm/modeling.py). Temperature 0 is greedy and deterministic. Sampling is seeded:
+vLLM seeds each prompt (seed + i x n), so a prompt's samples do not depend on the batch around it;
+transformers seeds each batch of ``generation.batch_size`` prompts (seed + its first index), so
+its samples depend on the batch size but not on earlier batches.
 
 >>> choose_engine(n_tokens=100, settings=Generation(engine="auto", vllm_min_tokens=1000))
 'transformers'

@@ -30,14 +30,15 @@ def score_completions(rows: pd.DataFrame, completions: list[str], bundle: Verifi
     """Per problem: correct (0/1), the weighted verifier reward and format compliance."""
     columns = {c: list(rows[c]) for c in VERIFIER_COLUMNS if c in rows}
     prompts = list(rows["prompt"])
+    names = [n for n, w in settings.weights.items() if w != 0 or n == "format"]  # ordered: one sum
     per = {name: reward_function(name, bundle, settings)(prompts, completions, **columns)
-           for name, w in settings.weights.items() if w != 0}
+           for name in names + ([] if "format" in names else ["format"])}
     out = rows[["id", "family"]].copy()
     out["completion"] = completions
     out["correct"] = [float(judge(c, a, t, list(ch), settings.answer_tag))
                       for c, a, t, ch in zip(completions, rows["answer"], rows["answer_type"], rows["choices"])]
     out["reward"] = combine(per, settings.weights)
-    out["format_ok"] = reward_function("format", bundle, settings)(prompts, completions, **columns)
+    out["format_ok"] = per["format"]
     return out
 
 

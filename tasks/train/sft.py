@@ -164,15 +164,15 @@ def chats(table: pd.DataFrame) -> Any:
 
 def phase_rows(p: Sft, phase: SftPhase, tokenizer: Any, seed: int) -> tuple[pd.DataFrame, dict]:
     """The phase's training stream (:mod:`tasks.train.sft_data`): its tables' chats that fit whole,
-    ``epochs`` passes, balanced across families by ``p.chats_per_family``; and what was dropped and
-    trained."""
+    ``epochs`` passes, balanced across families by ``p.chats_per_family`` (each family's tokens capped
+    by ``phase.tokens_per_family``); and what was dropped and trained."""
     table = pd.concat([pd.read_parquet(path, columns=["id", "family", "messages"]) for path in phase.data],
                       ignore_index=True)
     table["n_tokens"] = sft_data.chat_lengths(table["messages"], tokenizer)
     table["reply_tokens"] = sft_data.reply_lengths(table["messages"], tokenizer)
     kept, stats = sft_data.fit(table, p.max_length, p.on_overlength)
-    rows = sft_data.training_rows(kept, phase.epochs, p.chats_per_family, seed)
-    stats.update(epochs=phase.epochs, trained_chats=len(rows),
+    rows = sft_data.training_rows(kept, phase.epochs, p.chats_per_family, seed, phase.tokens_per_family)
+    stats.update(epochs=phase.epochs, trained_chats=len(rows), tokens_per_family=phase.tokens_per_family,
                  trained_per_family=sft_data.family_counts(rows))
     return rows, stats
 

@@ -8,7 +8,10 @@ Balance: the annotate stage yields very unequal families (800 PerturbQA chats, u
 ones), and a model trained on the raw mix learns the commonest answer word. With
 ``chats_per_family`` each family contributes that many chats per epoch: larger families are
 subsampled (a fresh seeded subset each epoch, so over several epochs most chats are seen), smaller
-ones repeated.
+ones repeated. A phase's ``tokens_per_family`` also caps what a family costs an epoch: a family of
+long chats (a 200-gene cell sentence and a DNA window, ~950 tokens) contributes
+``tokens_per_family // its mean chat length`` chats when that is fewer, so a few long-prompt
+families do not take most of the epoch's compute.
 
 >>> df = pd.DataFrame({"family": ["a"] * 4 + ["b"], "n_tokens": [10, 10, 10, 99, 10]})
 >>> kept, stats = fit(df, max_length=50, on_overlength="drop")
@@ -18,6 +21,8 @@ ones repeated.
 [4, 4]
 >>> sorted(kept.loc[balanced_epochs(kept, 1, per_family=2, seed=0)[0], "family"])
 ['a', 'a', 'b', 'b']
+>>> per_family_counts(kept, per_family=2, tokens_per_family=15)   # 10-token chats: 1 fits
+{'a': 1, 'b': 1}
 """
 from __future__ import annotations
 
@@ -67,24 +72,42 @@ def fit(chats: pd.DataFrame, max_length: int, on_overlength: str) -> tuple[pd.Da
     return chats[~over].reset_index(drop=True), stats
 
 
-def balanced_epochs(chats: pd.DataFrame, epochs: int, per_family: int, seed: int) -> list[list[int]]:
-    """Row indices of ``chats`` per epoch, ``per_family`` of every family, shuffled."""
+def per_family_counts(chats: pd.DataFrame, per_family: int | None,
+                      tokens_per_family: int | None = None) -> dict[str, int]:
+    """Chats each family contributes per epoch: ``per_family`` (null: all of its chats), at most
+    ``tokens_per_family // the family's mean chat length`` (and at least one) when that is set."""
+    counts = {}
+    for family, g in chats.groupby("family", sort=True):
+        n = per_family or len(g)
+        if tokens_per_family:
+            n = min(n, max(1, int(tokens_per_family // g["n_tokens"].mean())))
+        counts[str(family)] = n
+    return counts
+
+
+def balanced_epochs(chats: pd.DataFrame, epochs: int, per_family: int | None, seed: int,
+                    tokens_per_family: int | None = None) -> list[list[int]]:
+    """Row indices of ``chats`` per epoch, :func:`per_family_counts` of every family, shuffled."""
     rng = np.random.default_rng(seed)
-    groups = [g.index.to_numpy() for _, g in chats.groupby("family", sort=True)]
+    counts = per_family_counts(chats, per_family, tokens_per_family)
+    groups = [(counts[str(f)], g.index.to_numpy()) for f, g in chats.groupby("family", sort=True)]
     out = []
     for _ in range(epochs):
         picked = []
-        for ix in groups:
-            whole, rest = divmod(per_family, len(ix))
+        for n, ix in groups:
+            whole, rest = divmod(n, len(ix))
             picked += list(np.tile(ix, whole)) + list(rng.choice(ix, rest, replace=False))
         out.append([int(i) for i in rng.permutation(picked)])
     return out
 
 
-def training_rows(chats: pd.DataFrame, epochs: int, per_family: int | None, seed: int) -> pd.DataFrame:
-    """The phase's whole training stream: ``epochs`` passes, balanced when ``per_family`` is set."""
-    if per_family:
-        order = [i for epoch in balanced_epochs(chats, epochs, per_family, seed) for i in epoch]
+def training_rows(chats: pd.DataFrame, epochs: int, per_family: int | None, seed: int,
+                  tokens_per_family: int | None = None) -> pd.DataFrame:
+    """The phase's whole training stream: ``epochs`` passes, balanced when ``per_family`` or
+    ``tokens_per_family`` is set."""
+    if per_family or tokens_per_family:
+        order = [i for epoch in balanced_epochs(chats, epochs, per_family, seed, tokens_per_family)
+                 for i in epoch]
     else:
         rng = np.random.default_rng(seed)
         order = [int(i) for _ in range(epochs) for i in rng.permutation(len(chats))]
