@@ -29,3 +29,15 @@ def test_right_wrong_and_unformatted_answers(bundle):
     assert scored["reward"][0] > scored["reward"][1] > scored["reward"][2] - 1e-9
     table = per_family(scored.assign(model="m"))
     assert table.loc[0, "accuracy"] == pytest.approx(1 / 3, abs=1e-4) and table.loc[0, "problems"] == 3
+
+
+def test_format_is_scored_even_when_it_earns_no_reward(bundle):
+    table = problems()
+    rows = table[(table["split"] == "test") & (table["family"] == "perturb_de")].reset_index(drop=True).head(1)
+    rows["prompt"] = [[{"role": "user", "content": p}] for p in rows["prompt"]]
+    right = f"<think>the knockdown acts</think><answer>{rows['answer'][0]}</answer>"
+    unweighted = SETTINGS.model_copy(update={"weights": {**SETTINGS.weights, "format": 0.0}})
+    with_format = score_completions(pd.concat([rows] * 2, ignore_index=True), [right, "yes"], bundle, SETTINGS)
+    without = score_completions(pd.concat([rows] * 2, ignore_index=True), [right, "yes"], bundle, unweighted)
+    assert with_format["format_ok"].tolist() == without["format_ok"].tolist() == [1.0, 0.0]
+    assert without["reward"][0] < with_format["reward"][0]   # the format weight is gone from the sum
