@@ -91,7 +91,7 @@ def annotate_flow() -> None:
     with stage_run("annotate", params) as run:
         problems = read_table(PROBLEMS, schemas.Problems)
         todo = steps.select_problems(problems[problems["family"] != steps.INSTRUCTION], p.max_problems_per_family)
-        instruction = steps.instruction_rows(problems, prompts, tag)
+        instruction = steps.instruction_rows(problems, prompts, tag, p.trace_style)
         direct = steps.direct_rows(problems, prompts, tag)
 
         passages = {}

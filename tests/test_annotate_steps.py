@@ -37,6 +37,19 @@ def test_unparsable_replies_are_re_asked_a_bounded_number_of_times(tmp_path):
     assert taught["cell-ok-b"] == {"trace": None, "reason": "bad_json", "tries": 2} and len(server.requests) == 2
 
 
+@pytest.mark.parametrize("style", ["short", "full"])
+def test_a_short_trace_states_the_answer_once_a_full_one_keeps_the_conclusion(tmp_path, style):
+    with FaultServer([("ok", GOOD)]) as server:
+        client = CachedClient(OpenAIBackend(server.url, "m"), CallCache(tmp_path / "c.sqlite"))
+        taught = steps.teach(_one(), client, load_prompts(None), {}, Annotate(trace_style=style))
+    verified = {"cell-ok-b": {"status": "verified"}}
+    reply = steps.sft_rows(_one(), taught, verified, load_prompts(None), "answer")["messages"][0][-1]["content"]
+    body = reply.split("</think>")[0]
+    assert reply.endswith("</think>\n<answer>B cell</answer>")
+    assert ("Therefore the answer is B cell." in body) == (style == "full")
+    assert "rank 1 in the cell sentence." in body
+
+
 def test_llm_solver_sees_no_answer_and_its_answer_is_compared(tmp_path):
     taught = {"cell-ok-b": {"trace": steps.an.Trace(["Read it.", "CD79A is near the top."], "So B cell."),
                             "reason": None, "tries": 1}}

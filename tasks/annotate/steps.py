@@ -66,6 +66,8 @@ def teach(problems: pd.DataFrame, client: CachedClient, prompts: dict[str, str],
                 continue
             trace, reason = an.parse_trace(reply.text, rec["answer"], rec["answer_type"],
                                            rec["choices"], p.min_steps)
+            if trace is not None:
+                trace = an.as_trained(trace, p.trace_style)
             results[rec["id"]] = {"trace": trace, "reason": reason, "tries": attempt + 1}
             if trace is None:
                 retry.append(rec)
@@ -161,9 +163,11 @@ def direct_rows(problems: pd.DataFrame, prompts: dict[str, str], tag: str) -> pd
     return pd.DataFrame(rows, columns=["id", "family", "split", "messages"])
 
 
-def instruction_rows(problems: pd.DataFrame, prompts: dict[str, str], tag: str) -> pd.DataFrame:
+def instruction_rows(problems: pd.DataFrame, prompts: dict[str, str], tag: str,
+                     style: str) -> pd.DataFrame:
     """Instruction-alignment SFT (train split): computed answers, so the assistant's reasoning is the
-    computation itself (``tasks.annotate.derivations``), true by construction and never sent to a teacher."""
+    computation itself (``tasks.annotate.derivations``), true by construction and never sent to a
+    teacher; rendered in the trace style (``traces.as_trained``) as the teacher's traces are."""
     rows = []
     for _, row in problems[(problems["family"] == INSTRUCTION) & (problems["split"] == "train")].iterrows():
         rec = _record(row)
@@ -172,9 +176,10 @@ def instruction_rows(problems: pd.DataFrame, prompts: dict[str, str], tag: str) 
         except (KeyError, TypeError, ValueError) as err:
             raise InputError("data/problems/problems.parquet", f"problem {rec['id']!r}",
                              f"instruction_alignment evidence: {err}") from None
+        trace = an.as_trained(an.Trace(steps, f"So the answer is {rec['answer']}."), style)
         rows.append({"id": rec["id"], "family": rec["family"], "split": "train",
-                     "messages": pr.sft_messages(rec, steps, f"So the answer is {rec['answer']}.",
-                                                 rec["answer"], prompts, tag)})
+                     "messages": pr.sft_messages(rec, trace.steps, trace.conclusion, rec["answer"],
+                                                 prompts, tag)})
     return pd.DataFrame(rows, columns=["id", "family", "split", "messages"])
 
 

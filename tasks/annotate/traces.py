@@ -74,6 +74,21 @@ def parse_trace(text: str | None, answer: str, answer_type: str, choices: list[s
     return Trace(steps, conclusion.strip()), None
 
 
+def as_trained(trace: Trace, style: str) -> Trace:
+    """The trace as SFT and offline GRPO render it: a ``short`` trace ends on its last step and
+    states the answer once, in the answer tag; ``full`` keeps the teacher's conclusion.
+
+    A conclusion that restates the answer put the answer text twice in every short chat, once before
+    ``.`` and once before ``</answer>``; the embedded model mixed the two up (48% of its malformed
+    replies: ``Therefore the answer is X</answer>`` with no answer tag, or ``<answer>X.`` then
+    ``</think>`` again).
+
+    >>> as_trained(Trace(["a", "b"], "Therefore c."), "short"), as_trained(Trace(["a"], "c"), "full")
+    (Trace(steps=['a', 'b'], conclusion=''), Trace(steps=['a'], conclusion='c'))
+    """
+    return trace if style == "full" else Trace(trace.steps, "")
+
+
 def wrong_answer(gold: str, answer_type: str, choices: list[str], pool: list[str],
                  rng: random.Random) -> str | None:
     """A plausible wrong answer: another option, the flipped yes/no, or another problem's answer."""
@@ -130,6 +145,6 @@ def variants(problem_id: str, trace: Trace, answer: str, answer_type: str, choic
     wrong = wrong_answer(answer, answer_type, choices, answer_pool, rng)
     if wrong is not None:
         # Wrong answer on top of the gold reasoning: the conclusion no longer follows from it.
-        out.append(("negative", steps, f"Therefore the answer is {wrong}.", wrong))
+        out.append(("negative", steps, f"Therefore the answer is {wrong}." if trace.conclusion else "", wrong))
     return [{"variant": name, "steps": list(s), "conclusion": c, "answer": a,
              "reward": float(cfg[name]["reward"])} for name, s, c, a in out]

@@ -144,8 +144,9 @@ class Annotate(Section):
     min_steps: int = Field(2, gt=0, description="A trace needs at least this many steps.")
     trace_style: Literal["short", "full"] = Field(
         "short", description="short: a few facts read from the prompt per candidate, candidates in "
-                             "seeded random order, then the answer (what a small model can follow); "
-                             "full: every fact and an opening on method.")
+                             "seeded random order, then the answer, stated once, in the answer tag "
+                             "(what a small model can follow); full: every fact, an opening on "
+                             "method and the teacher's conclusion.")
     solver: Literal["checker", "teacher", "openai"] = Field(
         "checker", description="checker: re-derives the answer from the evidence the steps cite; "
                                "teacher: the teacher's backend; openai: the solver_* endpoint.")

@@ -217,13 +217,16 @@ def problem_messages(rec: dict, prompts: dict[str, str], tag: str, think: bool =
 
 
 def render_assistant(steps: list[str], conclusion: str, answer: str, tag: str) -> str:
-    """The assistant turn: numbered steps and the conclusion in <think>, the answer in the tag.
+    """The assistant turn: numbered steps and the conclusion, if any, in <think>, the answer in the tag.
 
     >>> render_assistant(["a", "b"], "so c", "c", "answer")
     '<think>\\n1. a\\n2. b\\nso c\\n</think>\\n<answer>c</answer>'
+    >>> render_assistant(["a", "b"], "", "c", "answer")
+    '<think>\\n1. a\\n2. b\\n</think>\\n<answer>c</answer>'
     """
-    body = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps))
-    return f"<{THINK_TAG}>\n{body}\n{conclusion}\n</{THINK_TAG}>\n<{tag}>{answer}</{tag}>"
+    lines = [f"{i + 1}. {s}" for i, s in enumerate(steps)] + ([conclusion] if conclusion else [])
+    body = "\n".join(lines)
+    return f"<{THINK_TAG}>\n{body}\n</{THINK_TAG}>\n<{tag}>{answer}</{tag}>"
 
 
 def sft_messages(rec: dict, steps: list[str], conclusion: str, answer: str,
