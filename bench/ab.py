@@ -2,6 +2,7 @@
 accuracy, paired problem by problem, per seed and pooled over the seeds.
 
     PYTHONPATH=$PWD python bench/ab.py --before REV REV ... --after REV REV ... [--checkpoint sft]
+        [--metric loglik|format]
 
 Each REV is a commit or a ``dvc exp`` experiment (``git for-each-ref refs/exps`` lists them; what
 ``bench/seeds.py --keep`` leaves) whose ``dvc.lock`` holds an evaluate stage; ``--before`` and
@@ -11,6 +12,8 @@ the problems it was measured on: :func:`tasks.evaluate.stats.paired_bootstrap` p
 every seed's problems together (each family's problems of all seeds resampled together, the mean
 over families as the headline). Each run's ``data/evaluate/loglik.parquet`` is read at its revision
 from the DVC cache (``dvc.api.read``), so nothing is rerun and the workspace is not touched.
+``--metric format`` pairs format compliance instead (``format_ok`` of the greedy replies in
+``data/evaluate/predictions.parquet``, every generated problem, open answers included).
 
 Why: one run of the default profile moves the mean by up to 0.04 and cell_type by 0.19 from seed to
 seed (README, Seed spread); a change is judged by the paired difference over several seeds, not by
@@ -28,6 +31,7 @@ import pandas as pd
 from tasks.evaluate.stats import MEAN, align, paired_bootstrap
 
 TABLE = "data/evaluate/loglik.parquet"
+PREDICTIONS = "data/evaluate/predictions.parquet"
 
 
 def commit(rev: str) -> str:
@@ -40,15 +44,31 @@ def commit(rev: str) -> str:
     return found.stdout.strip()
 
 
-def loglik(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
-    """The run's per-problem correctness of ``checkpoint`` (``mode`` log-likelihood)."""
+def read(path: str, rev: str) -> pd.DataFrame:
     import dvc.api
 
-    table = pd.read_parquet(io.BytesIO(dvc.api.read(TABLE, rev=commit(rev), mode="rb")))
+    return pd.read_parquet(io.BytesIO(dvc.api.read(path, rev=commit(rev), mode="rb")))
+
+
+def loglik(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
+    """The run's per-problem correctness of ``checkpoint`` (``mode`` log-likelihood)."""
+    table = read(TABLE, rev)
     table = table[(table["checkpoint"] == checkpoint) & (table["mode"] == mode) & table["scorable"]]
     if table.empty:
         raise SystemExit(f"bench/ab.py: {rev}: no scorable {mode} rows of {checkpoint!r} in {TABLE}")
     return table[["problem_id", "family", "correct"]]
+
+
+def format_ok(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
+    """The run's per-problem format compliance of ``checkpoint``'s greedy reply, as ``correct``."""
+    table = read(PREDICTIONS, rev)
+    table = table[table["checkpoint"] == checkpoint]
+    if table.empty:
+        raise SystemExit(f"bench/ab.py: {rev}: no generated rows of {checkpoint!r} in {PREDICTIONS}")
+    return table[["problem_id", "family"]].assign(correct=table["format_ok"])
+
+
+METRICS = {"loglik": loglik, "format": format_ok}
 
 
 def main() -> None:
@@ -56,7 +76,8 @@ def main() -> None:
     parser.add_argument("--before", nargs="+", required=True)
     parser.add_argument("--after", nargs="+", required=True)
     parser.add_argument("--checkpoint", default="sft")
-    parser.add_argument("--mode", default="direct")
+    parser.add_argument("--mode", default="direct", help="log-likelihood mode (--metric loglik)")
+    parser.add_argument("--metric", choices=sorted(METRICS), default="loglik")
     args = parser.parse_args()
     if len(args.before) != len(args.after):
         parser.error("--before and --after need one run per seed each, in the same order")
@@ -64,7 +85,8 @@ def main() -> None:
     runs, pooled = {}, []
     for i, (a, b) in enumerate(zip(args.before, args.after)):
         try:
-            pair = align(loglik(a, args.checkpoint, args.mode), loglik(b, args.checkpoint, args.mode))
+            metric = METRICS[args.metric]
+            pair = align(metric(a, args.checkpoint, args.mode), metric(b, args.checkpoint, args.mode))
         except ValueError as err:  # align refuses two runs that scored different problems
             raise SystemExit(f"bench/ab.py: {a} vs {b}: {err} (not the same seed?)")
         runs[f"{a} -> {b}"] = paired_bootstrap(pair["b"], pair["a"], pair["family"])
@@ -72,13 +94,15 @@ def main() -> None:
     both = pd.concat(pooled, ignore_index=True)
     runs["pooled"] = paired_bootstrap(both["b"], both["a"], both["family"])
 
-    print(f"{args.checkpoint} ({args.mode} log-likelihood), after - before, 95% paired bootstrap")
+    what = "format compliance" if args.metric == "format" else f"{args.mode} log-likelihood"
+    print(f"{args.checkpoint} ({what}), after - before, 95% paired bootstrap")
     for name, table in runs.items():
         print(f"\n{name}")
         print(table[["family", "n", "diff", "low", "high", "p_value"]].round(3).to_string(index=False))
     summary = {name: {k: round(float(table[table["family"] == MEAN].iloc[0][k]), 4)
                       for k in ("diff", "low", "high", "p_value")} for name, table in runs.items()}
-    print(json.dumps({"checkpoint": args.checkpoint, "mode": args.mode, "mean": summary}))
+    print(json.dumps({"checkpoint": args.checkpoint, "metric": args.metric, "mode": args.mode,
+                      "mean": summary}))
 
 
 if __name__ == "__main__":
