@@ -59,7 +59,7 @@ def loglik(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
     return table[["problem_id", "family", "correct"]]
 
 
-def format_ok(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
+def format_compliance(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
     """The run's per-problem format compliance of ``checkpoint``'s greedy reply, as ``correct``."""
     table = read(PREDICTIONS, rev)
     table = table[table["checkpoint"] == checkpoint]
@@ -68,7 +68,7 @@ def format_ok(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
     return table[["problem_id", "family"]].assign(correct=table["format_ok"])
 
 
-METRICS = {"loglik": loglik, "format": format_ok}
+METRICS = {"loglik": loglik, "format": format_compliance}  # the same signature; format ignores mode
 
 
 def main() -> None:
@@ -82,10 +82,10 @@ def main() -> None:
     if len(args.before) != len(args.after):
         parser.error("--before and --after need one run per seed each, in the same order")
 
+    metric = METRICS[args.metric]
     runs, pooled = {}, []
     for i, (a, b) in enumerate(zip(args.before, args.after)):
         try:
-            metric = METRICS[args.metric]
             pair = align(metric(a, args.checkpoint, args.mode), metric(b, args.checkpoint, args.mode))
         except ValueError as err:  # align refuses two runs that scored different problems
             raise SystemExit(f"bench/ab.py: {a} vs {b}: {err} (not the same seed?)")
