@@ -7,7 +7,7 @@ from tasks.annotate import steps
 from tasks.annotate.call_cache import CallCache
 from tasks.annotate.teachers import CachedClient, Reply
 from tasks.annotate.traces import Trace
-from tasks.common.answers import judge
+from tasks.common.answers import LETTER_ABOVE, by_letter, judge, written_answer
 from tasks.common.params import Annotate, Verifiers
 from tasks.common.prompts import load_prompts
 from tasks.evaluate import scoring
@@ -148,3 +148,17 @@ def test_the_reward_reads_chat_completions_like_text(chat):
     f = reward_function("correctness", VerifierBundle(None, None, None, None, None),
                         Verifiers(weights={"correctness": 1.0}))
     assert f(["Q?"], [completion], answer=["yes"], answer_type=["yes_no"], choices=[[]]) == [1.0]
+
+
+def test_long_options_are_written_by_letter_and_each_form_reads_back_as_its_option():
+    assert not by_letter("multiple_choice", ["x" * LETTER_ABOVE, "y"])
+    assert by_letter("multiple_choice", ["x" * (LETTER_ABOVE + 1), "y"])
+    assert not by_letter("label", ["x" * 99])
+    proteins = [f"<protein>M{aa * 40}</protein>" for aa in "KVL"]
+    for i, gold in enumerate(proteins):
+        said = written_answer(gold, "multiple_choice", proteins)
+        assert said == "ABC"[i]
+        for j, other in enumerate(proteins):  # the letter, the text and the two together all select it
+            for reply in (said, gold, f"{said}. {gold}"):
+                assert judge(tagged(reply), other, "multiple_choice", proteins) == (i == j)
+    assert written_answer("not an option", "multiple_choice", proteins) == "not an option"

@@ -60,6 +60,18 @@ def test_trace_table_groups_weights_and_prompts():
         trace_table(tr.assign(problem_id="nope"), table, prompts, "answer", 1.0, 1e-4)
 
 
+def test_trace_table_writes_long_options_by_letter_the_gold_and_the_wrong_one():
+    table = problems()
+    mc = table.index[(table["answer_type"] == "multiple_choice") & (table["split"] == "train")][0]
+    longer = [f"{c}, a name longer than thirty-two characters" for c in table.at[mc, "choices"]]
+    table.at[mc, "choices"] = longer
+    table.at[mc, "answer"] = longer[1]
+    out = trace_table(traces(table), table, load_prompts(None), "answer", alpha=1.0, eps=1e-4)
+    group = out[out["group"] == table.at[mc, "id"]].set_index("variant")["completion"]
+    assert group["gold"].endswith("<answer>B</answer>")
+    assert group["negative"][-len("<answer>X</answer>"):] in {f"<answer>{x}</answer>" for x in "ACD"}
+
+
 def test_offline_groups_are_the_online_problems_that_have_traces():
     table = problems()
     tr = traces(table)

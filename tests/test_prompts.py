@@ -48,3 +48,18 @@ def test_override_missing_a_field_or_unknown_name_fails(tmp_path):
     (tmp_path / "solvr.txt").write_text("x")
     with pytest.raises(ValueError, match="unknown name"):
         pr.load_prompts(tmp_path)
+
+
+LONG = ["<protein>MSTNPKPQRKTKRNTNRRPQDVKF</protein>", "<protein>MAKGELRSWMHQQQQQQQQQQQQQQ</protein>"]
+
+
+def test_a_problem_whose_options_are_too_long_to_copy_is_asked_and_answered_by_letter():
+    p = pr.load_prompts(None)
+    rec = {"prompt": "Which protein?\nA. ...\nB. ...", "answer_type": "multiple_choice", "choices": LONG}
+    sft = pr.sft_messages(rec, ["step one"], "", LONG[1], p, "answer")
+    assert sft[1]["content"].endswith("Finish with the letter of the correct option inside <answer></answer>.")
+    assert sft[2]["content"].endswith("<answer>B</answer>")
+    assert pr.direct_messages(rec, LONG[0], p, "answer")[-1]["content"] == "<answer>A</answer>"
+    short = rec | {"choices": ["TP53", "BRCA1"]}  # short options keep their text
+    assert pr.sft_messages(short, ["s"], "", "TP53", p, "answer")[2]["content"].endswith("<answer>TP53</answer>")
+    assert "the text of the correct option" in pr.problem_messages(short, p, "answer")[1]["content"]

@@ -114,6 +114,15 @@ def test_translation_picks_the_encoded_protein(kb):
     assert derive_answer(rec["family"], trace["steps"], rec["answer_type"], rec["choices"]) == rec["answer"]
 
 
+def test_long_disease_options_are_named_by_letter_in_the_steps_and_read_back(kb):
+    rec = _records()["rd-ok"]
+    longer = [c.replace(" (OMIM", ", with a long descriptive name (OMIM") for c in rec["choices"]]
+    rec = rec | {"choices": longer, "answer": longer[0]}
+    steps = write_rationale(rec, kb, style="short")["steps"]
+    assert any("[option A]" in s for s in steps) and not any("syndrome" in s for s in steps)
+    assert derive_answer(rec["family"], steps, rec["answer_type"], rec["choices"]) == longer[0]
+
+
 def test_instruction_derivation_is_the_computation():
     from tasks.annotate.derivations import derive
 

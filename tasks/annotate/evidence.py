@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tasks.common.answers import by_letter
 from tasks.common.errors import InputError
 
 _TAG = {tag: re.compile(rf"<{tag}>(.*?)</{tag}>", re.S) for tag in ("cell", "dna", "protein")}
@@ -209,13 +210,18 @@ def _information_content(table: pd.DataFrame, entity: str) -> dict[str, float]:
 
 def disease_facts(problem: dict, evidence: dict, kb: Knowledge) -> tuple[list[dict], dict]:
     """Each candidate disease (choices read as ``Name (OMIM:123)``) with the patient's phenotypes
-    it is annotated with, weighted by information content; open questions rank every disease."""
+    it is annotated with, weighted by information content; open questions rank every disease.
+    Options too long to copy (``tasks.common.answers.by_letter``) are named by their letter, as the
+    answer names them."""
     table = kb.disease_phenotypes
     patient = patient_phenotypes(problem["prompt"], kb)
     ic = _information_content(table, "disease_id")
     shared = table[table["hpo_id"].isin(patient)]
     if problem["choices"]:
-        candidates = [(c, m.group(1) if (m := _DISEASE_ID.search(c)) else None) for c in problem["choices"]]
+        letters = by_letter(problem["answer_type"], problem["choices"])
+        candidates = [(f"option {chr(65 + i)}" if letters else c,
+                       m.group(1) if (m := _DISEASE_ID.search(c)) else None)
+                      for i, c in enumerate(problem["choices"])]
     else:  # open diagnosis: the best-matching annotated diseases
         score = shared.assign(ic=shared["hpo_id"].map(ic)).groupby("disease_id")["ic"].sum()
         top = score.sort_values(ascending=False, kind="stable").head(4).index

@@ -99,7 +99,8 @@ def verify(problems: pd.DataFrame, taught: dict[str, dict], client: CachedClient
     calls = []
     for rec in recs:
         steps = taught[rec["id"]]["trace"].steps
-        messages = pr.solver_messages(prompts, rec["prompt"], steps, rec["answer_type"], tag)
+        messages = pr.solver_messages(prompts, rec["prompt"], steps, rec["answer_type"], tag,
+                                       rec["choices"])
         context = {k: rec[k] for k in ("family", "answer_type", "choices")} | {"steps": steps}
         calls.append(Call(messages, {"temperature": 0.0, "max_tokens": p.solver_max_tokens}, context))
     return {rec["id"]: verdict(reply, rec["answer"], rec["answer_type"], rec["choices"], tag)

@@ -14,6 +14,17 @@ reward what the format reward forbids. The reasoning block is always ``<think>``
 >>> extract_answer("the answer is TP53") is None, extract_answer("<answer> </answer>") is None
 (True, True)
 
+**Writing the answer.** A reply names a multiple-choice option by its text, except when the
+problem's options are too long to copy (:func:`by_letter`: a protein, a disease with its OMIM id);
+then it names the option's letter, as the question lists it. SFT's targets, offline GRPO's traces,
+the answer-format instruction and evaluate's option scoring all write answers with
+:func:`written_answer`; reading accepts either form.
+
+>>> written_answer("TP53", "multiple_choice", ["BRCA1", "TP53"])
+'TP53'
+>>> written_answer("<protein>MKV...</protein>", "multiple_choice", ["<protein>MSS...</protein>" * 9, "<protein>MKV...</protein>"])
+'B'
+
 **Comparing, per answer type** (:data:`ANSWER_TYPES`):
 
 * ``yes_no``: yes/no/true/false and up/down with their spellings (upregulated, up-regulated,
@@ -68,6 +79,10 @@ from typing import Any
 ANSWER_TYPES = ("label", "multiple_choice", "yes_no", "gene_set", "json")
 THINK_TAG = "think"  # the reasoning block: format reward, SFT assistant turns, SFT system prompt
 ANSWER_TAG = "answer"  # default of ``verifiers.answer_tag``
+# Options longer than this many characters are answered by letter. The embedded model loops when it
+# copies a 180-residue protein (dna_to_protein: format 0.04) or a 56-character disease name; the
+# families' longest options: cell_type 28, protein_family 27, rare_disease 39 to 158, proteins 74+.
+LETTER_ABOVE = 32
 
 _WS = re.compile(r"\s+")
 _EDGE = " \t\n\"'`.,;:!"
@@ -111,6 +126,22 @@ def extract_answer(completion: Any, tag: str = ANSWER_TAG) -> str | None:
         return None
     content = blocks[-1].strip()
     return content or None
+
+
+def by_letter(answer_type: str, choices: Sequence[str] | None) -> bool:
+    """Whether a reply names this problem's option by letter: a multiple-choice problem with an
+    option longer than :data:`LETTER_ABOVE` characters."""
+    return answer_type == "multiple_choice" and choices is not None and any(
+        len(str(c)) > LETTER_ABOVE for c in choices)
+
+
+def written_answer(answer: str, answer_type: str, choices: Sequence[str] | None) -> str:
+    """How a reply writes ``answer`` (the gold or any other option): the option's letter when
+    :func:`by_letter`, else the text unchanged (also for a text that is not an option)."""
+    if not by_letter(answer_type, choices):
+        return answer
+    texts = [str(c) for c in choices]
+    return chr(ord("A") + texts.index(answer)) if answer in texts else answer
 
 
 def normalise_label(text: str) -> str:

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, get_args
 
-from tasks.common.answers import THINK_TAG
+from tasks.common.answers import THINK_TAG, by_letter, written_answer
 
 
 TEACHER_SYSTEM = """\
@@ -128,6 +129,8 @@ SFT_SYSTEM_DIRECT = ("You are a biology reasoning assistant. Give only the final
 FORMATS = {
     "label": "Finish with your final answer, the name only, inside <{tag}></{tag}>.",
     "multiple_choice": "Finish with the text of the correct option inside <{tag}></{tag}>.",
+    # options too long to copy (tasks.common.answers.by_letter)
+    "letter": "Finish with the letter of the correct option inside <{tag}></{tag}>.",
     "yes_no": "Finish with your final answer, yes or no, inside <{tag}></{tag}>.",
     "gene_set": "Finish with the genes, comma-separated, inside <{tag}></{tag}>.",
     "json": "Finish with the JSON object of the answer inside <{tag}></{tag}>.",
@@ -180,9 +183,16 @@ def load_prompts(override_dir: str | Path | None) -> dict[str, str]:
     return prompts
 
 
-def answer_format(prompts: dict[str, str], answer_type: str, tag: str) -> str:
-    """The instruction appended to a problem so the model answers in the tag the verifiers read."""
-    return prompts[f"format_{answer_type}"].format(tag=tag)
+def answer_format(prompts: dict[str, str], answer_type: str, tag: str,
+                  choices: Sequence[str] | None = None) -> str:
+    """The instruction appended to a problem so the model answers in the tag the verifiers read,
+    in the form :func:`tasks.common.answers.written_answer` writes.
+
+    >>> answer_format(load_prompts(None), "multiple_choice", "answer", ["A" * 40, "B"])
+    'Finish with the letter of the correct option inside <answer></answer>.'
+    """
+    kind = "letter" if by_letter(answer_type, choices) else answer_type
+    return prompts[f"format_{kind}"].format(tag=tag)
 
 
 def teacher_messages(prompts: dict[str, str], category: str, question: str, answer: str,
@@ -201,17 +211,18 @@ def teacher_messages(prompts: dict[str, str], category: str, question: str, answ
 
 
 def solver_messages(prompts: dict[str, str], question: str, steps: list[str], answer_type: str,
-                    tag: str) -> list[dict[str, str]]:
+                    tag: str, choices: Sequence[str] | None = None) -> list[dict[str, str]]:
     """The solver's single user message: the question and numbered steps, no answer, no conclusion."""
     numbered = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps))
     return [{"role": "user", "content": prompts["solver"].format(
-        question=question, steps=numbered, answer_format=answer_format(prompts, answer_type, tag))}]
+        question=question, steps=numbered, answer_format=answer_format(prompts, answer_type, tag, choices))}]
 
 
 def problem_messages(rec: dict, prompts: dict[str, str], tag: str, think: bool = True) -> list[dict[str, str]]:
-    """System + user turns of a problem (``rec`` has ``prompt`` and ``answer_type``): what the policy
-    sees in SFT, GRPO and evaluation. ``think=False``: the answer-only system prompt."""
-    user = f"{rec['prompt']}\n\n{answer_format(prompts, rec['answer_type'], tag)}"
+    """System + user turns of a problem (``rec`` has ``prompt``, ``answer_type`` and, for multiple
+    choice, ``choices``): what the policy sees in SFT, GRPO and evaluation. ``think=False``: the
+    answer-only system prompt."""
+    user = f"{rec['prompt']}\n\n{answer_format(prompts, rec['answer_type'], tag, rec.get('choices'))}"
     system = prompts["sft_system" if think else "sft_system_direct"].format(tag=tag)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
@@ -231,17 +242,23 @@ def render_assistant(steps: list[str], conclusion: str, answer: str, tag: str) -
 
 def sft_messages(rec: dict, steps: list[str], conclusion: str, answer: str,
                  prompts: dict[str, str], tag: str) -> list[dict[str, str]]:
-    """A whole SFT chat: the problem's turns and the rendered assistant turn."""
+    """A whole SFT chat: the problem's turns and the rendered assistant turn, its answer as a reply
+    writes it (:func:`tasks.common.answers.written_answer`)."""
+    said = written_answer(answer, rec["answer_type"], rec.get("choices"))
     return problem_messages(rec, prompts, tag) + [
-        {"role": "assistant", "content": render_assistant(steps, conclusion, answer, tag)}]
+        {"role": "assistant", "content": render_assistant(steps, conclusion, said, tag)}]
 
 
 def direct_messages(rec: dict, answer: str, prompts: dict[str, str], tag: str) -> list[dict[str, str]]:
     """A whole answer-only SFT chat: the problem under the answer-only system prompt, then the
-    tagged answer (what evaluate's ``direct`` log-likelihood mode scores).
+    tagged answer as a reply writes it (what evaluate's ``direct`` log-likelihood mode scores).
 
     >>> direct_messages({"prompt": "Which?", "answer_type": "label"}, "B cell", load_prompts(None), "answer")[-1]
     {'role': 'assistant', 'content': '<answer>B cell</answer>'}
+    >>> rec = {"prompt": "Which?", "answer_type": "multiple_choice", "choices": ["x" * 40, "y" * 40]}
+    >>> direct_messages(rec, "y" * 40, load_prompts(None), "answer")[-1]["content"]
+    '<answer>B</answer>'
     """
+    said = written_answer(answer, rec["answer_type"], rec.get("choices"))
     return problem_messages(rec, prompts, tag, think=False) + [
-        {"role": "assistant", "content": f"<{tag}>{answer}</{tag}>"}]
+        {"role": "assistant", "content": f"<{tag}>{said}</{tag}>"}]

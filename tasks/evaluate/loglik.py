@@ -42,7 +42,9 @@ CPU threads, load ~1.9; fastest of 3 alternating runs): cached, batch 1: 1.16 s,
 Largest difference between the two: 2.4e-4 absolute on sums of about -190 (2.6e-7 relative,
 float32 rounding).
 
-Which problems are scorable (:func:`problem_options`): multiple choice -> its ``choices``; yes_no ->
+Which problems are scorable (:func:`problem_options`): multiple choice -> its ``choices``, as a
+reply writes them (``tasks.common.answers.written_answer``: letters where the options are too long
+to copy, so the option's length no longer decides its likelihood); yes_no ->
 ``["yes", "no"]``; ``perturb_dir`` (answer_type label) -> ``["up", "down"]``; ``cell_type`` label
 problems -> the cell types answered in the train split (:func:`label_sets`); anything else
 (gene_set, json, the open numeric labels of instruction_alignment) is not scorable and is reported
@@ -50,6 +52,9 @@ with a reason, never dropped. A gold answer missing from a train label set still
 
 >>> problem_options({"family": "perturb_dir", "answer_type": "label", "answer": "down", "choices": []})
 Options(options=('up', 'down'), gold=1, reason='')
+>>> problem_options({"family": "x", "answer_type": "multiple_choice", "answer": "y" * 40,
+...                  "choices": ["x" * 40, "y" * 40]})
+Options(options=('A', 'B'), gold=1, reason='')
 >>> problem_options({"family": "x", "answer_type": "gene_set", "answer": "A, B", "choices": []})
 Options(options=(), gold=None, reason='open answer (gene_set)')
 >>> continuation("B cell", "answer")
@@ -64,7 +69,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.common.answers import THINK_TAG, normalise_label
+from tasks.common.answers import THINK_TAG, normalise_label, written_answer
 from tasks.common.prompts import PROMPT_STYLES
 
 MODES = PROMPT_STYLES  # where the options are scored: after own reasoning, or right away
@@ -120,8 +125,10 @@ def problem_options(row: Any, labels: Mapping[str, Sequence[str]] | None = None)
     family, kind, answer = _field(row, "family"), _field(row, "answer_type"), _field(row, "answer")
     choices = _field(row, "choices")
     choices = [str(c) for c in choices] if choices is not None else []
-    if kind == "multiple_choice" and choices:
-        opts = tuple(choices)
+    if kind == "multiple_choice" and choices:  # each option as a reply writes it (a letter, maybe)
+        gold = _gold(choices, answer)
+        opts = tuple(written_answer(c, kind, choices) for c in choices)
+        return Options(opts, gold)
     elif kind == "yes_no":
         opts = YES_NO
     elif kind == "label" and family in FIXED_LABELS:

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer
 
+from tasks.common.answers import written_answer
 from tasks.common.prompts import problem_messages, render_assistant
 from tasks.lm.modeling import EOS, render_chat
 from tasks.train.grpo_data import cap_per_family
@@ -69,8 +70,9 @@ def trace_table(traces: pd.DataFrame, problems: pd.DataFrame, prompts: dict[str,
         prompt = problem_messages(rec, prompts, tag)
         weights = group_weights(group["reward"].to_numpy(), alpha, eps)
         for t, q in zip(group.itertuples(index=False), weights):
+            said = written_answer(t.answer, rec["answer_type"], rec.get("choices"))
             rows.append({"group": pid, "family": t.family, "variant": t.variant, "prompt": prompt,
-                         "completion": render_assistant(list(t.steps), t.conclusion, t.answer, tag),
+                         "completion": render_assistant(list(t.steps), t.conclusion, said, tag),
                          "reward": float(t.reward), "weight": float(q)})
     return pd.DataFrame(rows, columns=["group", "family", "variant", "prompt", "completion",
                                        "reward", "weight"])
