@@ -14,6 +14,8 @@ over families as the headline). Each run's ``data/evaluate/loglik.parquet`` is r
 from the DVC cache (``dvc.api.read``), so nothing is rerun and the workspace is not touched.
 ``--metric format`` pairs format compliance instead (``format_ok`` of the greedy replies in
 ``data/evaluate/predictions.parquet``, every generated problem, open answers included).
+``--exclude FAMILY ...`` leaves families out of both runs: a change that redefines what a family's
+options are (long options scored as letters) is compared on the families it left as they were.
 
 Why: one run of the default profile moves the mean by up to 0.04 and cell_type by 0.19 from seed to
 seed (README, Seed spread); a change is judged by the paired difference over several seeds, not by
@@ -78,6 +80,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="sft")
     parser.add_argument("--mode", default="direct", help="log-likelihood mode (--metric loglik)")
     parser.add_argument("--metric", choices=sorted(METRICS), default="loglik")
+    parser.add_argument("--exclude", nargs="*", default=[], help="families left out of both runs")
     args = parser.parse_args()
     if len(args.before) != len(args.after):
         parser.error("--before and --after need one run per seed each, in the same order")
@@ -86,7 +89,8 @@ def main() -> None:
     runs, pooled = {}, []
     for i, (a, b) in enumerate(zip(args.before, args.after)):
         try:
-            pair = align(metric(a, args.checkpoint, args.mode), metric(b, args.checkpoint, args.mode))
+            before, after = (metric(rev, args.checkpoint, args.mode) for rev in (a, b))
+            pair = align(*(t[~t["family"].isin(args.exclude)] for t in (before, after)))
         except ValueError as err:  # align refuses two runs that scored different problems
             raise SystemExit(f"bench/ab.py: {a} vs {b}: {err} (not the same seed?)")
         runs[f"{a} -> {b}"] = paired_bootstrap(pair["b"], pair["a"], pair["family"])
@@ -95,14 +99,15 @@ def main() -> None:
     runs["pooled"] = paired_bootstrap(both["b"], both["a"], both["family"])
 
     what = "format compliance" if args.metric == "format" else f"{args.mode} log-likelihood"
-    print(f"{args.checkpoint} ({what}), after - before, 95% paired bootstrap")
+    left_out = f", without {', '.join(args.exclude)}" if args.exclude else ""
+    print(f"{args.checkpoint} ({what}{left_out}), after - before, 95% paired bootstrap")
     for name, table in runs.items():
         print(f"\n{name}")
         print(table[["family", "n", "diff", "low", "high", "p_value"]].round(3).to_string(index=False))
     summary = {name: {k: round(float(table[table["family"] == MEAN].iloc[0][k]), 4)
                       for k in ("diff", "low", "high", "p_value")} for name, table in runs.items()}
     print(json.dumps({"checkpoint": args.checkpoint, "metric": args.metric, "mode": args.mode,
-                      "mean": summary}))
+                      "excluded": args.exclude, "mean": summary}))
 
 
 if __name__ == "__main__":
