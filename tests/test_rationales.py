@@ -114,6 +114,15 @@ def test_translation_picks_the_encoded_protein(kb):
     assert derive_answer(rec["family"], trace["steps"], rec["answer_type"], rec["choices"]) == rec["answer"]
 
 
+def test_a_short_gene_set_trace_cites_each_marker_without_the_type_the_question_names(kb):
+    rec = _records()["cell-ok-mono"]
+    full, short = write_rationale(rec, kb), write_rationale(rec, kb, style="short")
+    assert short["steps"] == ["Marker LYZ is at rank 1.", "Marker CD14 is at rank 2."]
+    assert "Marker LYZ of Monocyte is at rank 1 in the cell sentence." in full["steps"]
+    for trace in (full, short):
+        assert derive_answer(rec["family"], trace["steps"], rec["answer_type"], rec["choices"]) == "LYZ, CD14"
+
+
 def test_long_disease_options_are_named_by_letter_in_the_steps_and_read_back(kb):
     rec = _records()["rd-ok"]
     longer = [c.replace(" (OMIM", ", with a long descriptive name (OMIM") for c in rec["choices"]]

@@ -68,6 +68,8 @@ FORMS = {
     "marker": Form("Marker {gene} of {candidate} is at rank {rank} in the cell sentence.",
                    lambda f: 1 / math.log2(float(f["rank"]) + 1)),
     "no_marker": Form("No known marker of {candidate} is among the listed genes.", lambda f: 0.0),
+    # a short gene-set trace: the question names the type, so each step is a marker and its rank
+    "listed_marker": Form("Marker {gene} is at rank {rank}.", lambda f: 1 / math.log2(float(f["rank"]) + 1)),
     "motif": Form("The best match to the {candidate} motif ({motif}) scores {score} at position "
                   "{position}, against a threshold of {threshold}.",
                   lambda f: float(f["score"]) - float(f["threshold"])),
@@ -227,7 +229,9 @@ def write_rationale(problem: dict, kb: ef.Knowledge, attempt: int = 0, style: st
     small model can learn to write): no opening, the candidates in a seeded random order (the
     problem's id and the attempt), so the trace never names the winner before it has weighed the
     others, each with its :data:`SHORT_FACTS` strongest facts, and no score arithmetic; a problem
-    about one subject (yes/no, a gene set) keeps all its facts and the total against the threshold.
+    about one subject (yes/no, a gene set) keeps all its facts and the total against the threshold,
+    and a gene set's markers are cited without the type the question names (``listed_marker``:
+    the type's name ten times over made the sft model loop to the token limit).
     """
     if style not in TRACE_STYLES:
         raise ValueError(f"trace style {style!r}: expected one of {TRACE_STYLES}")
@@ -252,7 +256,10 @@ def write_rationale(problem: dict, kb: ef.Knowledge, attempt: int = 0, style: st
                                    for c in order for f in by_cand[c]], family.combine)
     steps = [] if style == "short" else [family.opening.format(**info)]
     if len(order) == 1:  # one subject (a yes/no call, the named type's markers): a fact per step
-        steps += [FORMS[f["form"]].template.format(**f) for f in by_cand[order[0]]]
+        listed = style == "short" and problem["answer_type"] == "gene_set"
+        for fact in by_cand[order[0]]:
+            form = "listed_marker" if listed and fact["form"] == "marker" else fact["form"]
+            steps.append(FORMS[form].template.format(**fact))
     else:  # several candidates: a step per candidate with all its facts
         steps += [" ".join(FORMS[f["form"]].template.format(**f) for f in by_cand[c]) for c in order]
     answer = derive_answer(problem["family"], steps, problem["answer_type"], list(problem["choices"]))

@@ -22,7 +22,7 @@ the answer-format instruction and evaluate's option scoring all write answers wi
 
 >>> written_answer("TP53", "multiple_choice", ["BRCA1", "TP53"])
 'TP53'
->>> written_answer("<protein>MKV...</protein>", "multiple_choice", ["<protein>MSS...</protein>" * 9, "<protein>MKV...</protein>"])
+>>> written_answer("<protein>MKV</protein>", "multiple_choice", ["<protein>M" + "S" * 40, "<protein>MKV</protein>"])
 'B'
 
 **Comparing, per answer type** (:data:`ANSWER_TYPES`):

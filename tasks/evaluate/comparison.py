@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from tasks.common.answers import LETTER_ABOVE
 from tasks.evaluate import baselines as fitted
 from tasks.evaluate.loglik import loglik_summary
 from tasks.evaluate.stats import MEAN, paired_bootstrap
@@ -133,7 +134,9 @@ def loglik_markdown(loglik: dict[str, dict], paired: dict[str, list[dict]],
     lines.append(f"| {MEAN} | | {chance:.3f} | " + " | ".join(means)
                  + " |" * (len(baselines) + 1))
     out = [f"## Log-likelihood accuracy per family, {mode} (test split), 95% Wilson interval", "",
-           f"{MODE_TEXT[mode]}; the prediction is the most likely option. Problems with open answers "
+           f"{MODE_TEXT[mode]}; the prediction is the most likely option. Where an option is longer "
+           f"than {LETTER_ABOVE} characters (a protein, a disease with its OMIM id) the options are "
+           "scored as their letters, the form the model is asked to answer in. Problems with open answers "
            "(gene sets, JSON, numbers) are counted in metrics.json as not scorable.", ""] + lines
     if paired:
         rows = ["| comparison | family | diff | 95% interval | p |", "|---|---|---|---|---|"]

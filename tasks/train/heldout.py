@@ -30,9 +30,9 @@ def score_completions(rows: pd.DataFrame, completions: list[str], bundle: Verifi
     """Per problem: correct (0/1), the weighted verifier reward and format compliance."""
     columns = {c: list(rows[c]) for c in VERIFIER_COLUMNS if c in rows}
     prompts = list(rows["prompt"])
-    names = [n for n, w in settings.weights.items() if w != 0 or n == "format"]  # ordered: one sum
-    per = {name: reward_function(name, bundle, settings)(prompts, completions, **columns)
-           for name in names + ([] if "format" in names else ["format"])}
+    # the weighted verifiers in the weights' order (one sum), and format, reported whatever its weight
+    names = dict.fromkeys([*(n for n, w in settings.weights.items() if w != 0), "format"])
+    per = {name: reward_function(name, bundle, settings)(prompts, completions, **columns) for name in names}
     out = rows[["id", "family"]].copy()
     out["completion"] = completions
     out["correct"] = [float(judge(c, a, t, list(ch), settings.answer_tag))
