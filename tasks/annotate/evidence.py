@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.common.answers import by_letter
+from tasks.common.answers import LETTERS, by_letter
 from tasks.common.errors import InputError
 
 _TAG = {tag: re.compile(rf"<{tag}>(.*?)</{tag}>", re.S) for tag in ("cell", "dna", "protein")}
@@ -219,7 +219,7 @@ def disease_facts(problem: dict, evidence: dict, kb: Knowledge) -> tuple[list[di
     shared = table[table["hpo_id"].isin(patient)]
     if problem["choices"]:
         letters = by_letter(problem["answer_type"], problem["choices"])
-        candidates = [(f"option {chr(65 + i)}" if letters else c,
+        candidates = [(f"option {LETTERS[i]}" if letters else c,
                        m.group(1) if (m := _DISEASE_ID.search(c)) else None)
                       for i, c in enumerate(problem["choices"])]
     else:  # open diagnosis: the best-matching annotated diseases
@@ -297,7 +297,7 @@ def translation_facts(problem: dict, evidence: dict, kb: Knowledge) -> tuple[lis
         identity, frame = max((sum(a == b for a, b in zip(p, target)) / max(len(target), 1), f)
                               for f, p in sorted(frames.items(), reverse=True))
         facts.append({"form": "translation", "frame": frame, "identity": round(100 * identity),
-                      "candidate": f"option {chr(65 + i)}"})
+                      "candidate": f"option {LETTERS[i]}"})
     return facts, {"n": len(dna), "table": table}
 
 

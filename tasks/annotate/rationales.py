@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tasks.annotate import evidence as ef
 from tasks.annotate.teachers import Call, OnReply, Reply
+from tasks.common.answers import LETTERS
 
 _NUMBER = r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 _SIGN = {"differentially expressed": 1, "not differentially expressed": -1,
@@ -68,8 +69,9 @@ FORMS = {
     "marker": Form("Marker {gene} of {candidate} is at rank {rank} in the cell sentence.",
                    lambda f: 1 / math.log2(float(f["rank"]) + 1)),
     "no_marker": Form("No known marker of {candidate} is among the listed genes.", lambda f: 0.0),
-    # a short gene-set trace: the question names the type, so each step is a marker and its rank
-    "listed_marker": Form("Marker {gene} is at rank {rank}.", lambda f: 1 / math.log2(float(f["rank"]) + 1)),
+    # a short gene-set trace: the question names the type, so each step is a marker and its rank, in
+    # a form with its own opening (as "Marker {gene} is at rank", the model mixed it with "marker")
+    "listed_marker": Form("Rank {rank}: {gene}.", lambda f: 1 / math.log2(float(f["rank"]) + 1)),
     "motif": Form("The best match to the {candidate} motif ({motif}) scores {score} at position "
                   "{position}, against a threshold of {threshold}.",
                   lambda f: float(f["score"]) - float(f["threshold"])),
@@ -186,7 +188,7 @@ def _total(scores: dict[str, float], combine: str) -> float:
 def _as_answer(candidate: str, answer_type: str, choices: list[str]) -> str:
     option = re.fullmatch(r"option ([A-Z])", candidate)
     if option and choices:
-        return choices[ord(option.group(1)) - 65]
+        return choices[LETTERS.index(option.group(1))]
     if answer_type == "json":  # Biomni-Eval1's rare-disease answer from a "Name (OMIM:123)" candidate
         found = re.fullmatch(r"(.*) \(OMIM:(\d+)\)", candidate)
         return json.dumps({"disease_name": found.group(1), "OMIM_ID": found.group(2)} if found
@@ -231,7 +233,8 @@ def write_rationale(problem: dict, kb: ef.Knowledge, attempt: int = 0, style: st
     others, each with its :data:`SHORT_FACTS` strongest facts, and no score arithmetic; a problem
     about one subject (yes/no, a gene set) keeps all its facts and the total against the threshold,
     and a gene set's markers are cited without the type the question names (``listed_marker``:
-    the type's name ten times over made the sft model loop to the token limit).
+    the type's name ten times over made the sft model loop to the token limit) and as ``Rank 1:
+    LYZ.``, so that they share no opening with the multiple-choice ``marker`` sentence.
     """
     if style not in TRACE_STYLES:
         raise ValueError(f"trace style {style!r}: expected one of {TRACE_STYLES}")

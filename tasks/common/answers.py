@@ -79,6 +79,8 @@ from typing import Any
 ANSWER_TYPES = ("label", "multiple_choice", "yes_no", "gene_set", "json")
 THINK_TAG = "think"  # the reasoning block: format reward, SFT assistant turns, SFT system prompt
 ANSWER_TAG = "answer"  # default of ``verifiers.answer_tag``
+# The letters a question lists its options under (``A. first``); every module uses these.
+LETTERS = "ABCDEFGHIJ"
 # Options longer than this many characters are answered by letter. The embedded model loops when it
 # copies a 180-residue protein (dna_to_protein: format 0.04) or a 56-character disease name; the
 # families' longest options: cell_type 28, protein_family 27, rare_disease 39 to 158, proteins 74+.
@@ -141,7 +143,7 @@ def written_answer(answer: str, answer_type: str, choices: Sequence[str] | None)
     if not by_letter(answer_type, choices):
         return answer
     texts = [str(c) for c in choices]
-    return chr(ord("A") + texts.index(answer)) if answer in texts else answer
+    return LETTERS[texts.index(answer)] if answer in texts else answer
 
 
 def normalise_label(text: str) -> str:
@@ -249,7 +251,7 @@ def choose(text: str, choices: Sequence[str], letters: bool = True) -> int | Non
     match = _LETTER.match(text.strip()) if letters else None
     if not match:
         return None
-    index = ord(match.group(1).upper()) - ord("A")
+    index = LETTERS.find(match.group(1).upper())
     if not 0 <= index < len(choices):
         return None
     rest = match.group(2)

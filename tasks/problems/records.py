@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from tasks.common.answers import LETTERS
+
 COLUMNS = ["id", "family", "category", "task_kind", "modality", "prompt", "answer", "answer_type",
            "choices", "evidence", "split", "source_ids", "entity"]
-LETTERS = "ABCDEFGHIJ"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 

@@ -10,7 +10,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from tasks.problems.records import LETTERS, count_tokens
+from tasks.common.answers import LETTERS
+from tasks.problems.records import count_tokens
 
 
 def counts(df: pd.DataFrame) -> dict:
