@@ -117,7 +117,7 @@ def test_translation_picks_the_encoded_protein(kb):
 def test_a_short_gene_set_trace_cites_each_marker_without_the_type_the_question_names(kb):
     rec = _records()["cell-ok-mono"]
     full, short = write_rationale(rec, kb), write_rationale(rec, kb, style="short")
-    assert short["steps"] == ["Rank 1: LYZ.", "Rank 2: CD14."]
+    assert short["steps"] == ["Marker LYZ is at rank 1.", "Marker CD14 is at rank 2."]
     assert "Marker LYZ of Monocyte is at rank 1 in the cell sentence." in full["steps"]
     for trace in (full, short):
         assert derive_answer(rec["family"], trace["steps"], rec["answer_type"], rec["choices"]) == "LYZ, CD14"

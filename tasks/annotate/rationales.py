@@ -69,9 +69,8 @@ FORMS = {
     "marker": Form("Marker {gene} of {candidate} is at rank {rank} in the cell sentence.",
                    lambda f: 1 / math.log2(float(f["rank"]) + 1)),
     "no_marker": Form("No known marker of {candidate} is among the listed genes.", lambda f: 0.0),
-    # a short gene-set trace: the question names the type, so each step is a marker and its rank, in
-    # a form with its own opening (as "Marker {gene} is at rank", the model mixed it with "marker")
-    "listed_marker": Form("Rank {rank}: {gene}.", lambda f: 1 / math.log2(float(f["rank"]) + 1)),
+    # a short gene-set trace: the question names the type, so each step is a marker and its rank
+    "listed_marker": Form("Marker {gene} is at rank {rank}.", lambda f: 1 / math.log2(float(f["rank"]) + 1)),
     "motif": Form("The best match to the {candidate} motif ({motif}) scores {score} at position "
                   "{position}, against a threshold of {threshold}.",
                   lambda f: float(f["score"]) - float(f["threshold"])),
@@ -233,8 +232,7 @@ def write_rationale(problem: dict, kb: ef.Knowledge, attempt: int = 0, style: st
     others, each with its :data:`SHORT_FACTS` strongest facts, and no score arithmetic; a problem
     about one subject (yes/no, a gene set) keeps all its facts and the total against the threshold,
     and a gene set's markers are cited without the type the question names (``listed_marker``:
-    the type's name ten times over made the sft model loop to the token limit) and as ``Rank 1:
-    LYZ.``, so that they share no opening with the multiple-choice ``marker`` sentence.
+    the type's name ten times over made the sft model loop to the token limit).
     """
     if style not in TRACE_STYLES:
         raise ValueError(f"trace style {style!r}: expected one of {TRACE_STYLES}")
