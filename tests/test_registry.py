@@ -1,4 +1,7 @@
 """Registry: two versions in a scratch store, promote, promote again, refuse a worse challenger."""
+import shutil
+from pathlib import Path
+
 import mlflow
 import pandas as pd
 import pytest
@@ -71,6 +74,23 @@ def test_registered_pyfunc_generates_offline(mlflow_uri, tiny_base):
     registered = MlflowClient().get_registered_model(NAME)
     assert registered.description.startswith("omicsforge checkpoints")
     assert "mean accuracy" in MlflowClient().get_model_version(NAME, version).description
+
+
+@pytest.mark.slow
+def test_a_checkpoint_whose_files_link_into_a_cache_registers_whole(mlflow_uri, tiny_base, tmp_path):
+    # what `dvc checkout` leaves with cache.type symlink: every file a link to a file elsewhere
+    cache, linked = tmp_path / "cache", tmp_path / "workspace" / "sft"
+    shutil.copytree(tiny_base[0], cache)
+    linked.mkdir(parents=True)
+    for f in cache.iterdir():
+        (linked / f.name).symlink_to(f)
+    mlflow.set_tracking_uri(mlflow_uri)
+    version = _register(linked, [True, False])
+    logged = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/{version}", dst_path=str(tmp_path / "dl")))
+    files = {f.relative_to(logged / "artifacts" / "sft").as_posix(): f.read_bytes()
+             for f in (logged / "artifacts" / "sft").rglob("*") if f.is_file()}
+    assert files == {f.name: f.read_bytes() for f in cache.iterdir()}
+    assert not any(f.is_symlink() for f in logged.rglob("*"))
 
 
 def test_promote_without_challenger_is_a_clear_error(mlflow_uri):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -99,10 +100,12 @@ def register(model_dir: str | Path, name: str, tags: dict[str, str], alias: str 
     """Log ``model_dir`` as a pyfunc in the active run, register it, tag it, point ``alias`` at it."""
     from mlflow import MlflowClient
 
-    info = mlflow.pyfunc.log_model(
-        name="model", python_model=OmicsForgeModel(), artifacts={"model": str(model_dir)},
-        code_paths=[str(PROJECT / "tasks")], pip_requirements=["torch", "transformers", "mlflow"],
-        signature=signature())
+    with tempfile.TemporaryDirectory() as scratch:
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=OmicsForgeModel(),
+            artifacts={"model": str(_without_links(Path(model_dir), Path(scratch)))},
+            code_paths=[str(PROJECT / "tasks")], pip_requirements=["torch", "transformers", "mlflow"],
+            signature=signature())
     client = MlflowClient()
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
         client.create_registered_model(name, description=DESCRIPTION)
@@ -113,6 +116,16 @@ def register(model_dir: str | Path, name: str, tags: dict[str, str], alias: str 
         f"{tags.get('gate.high', '?')}], chance {tags.get('gate.chance', '?')}"))
     client.set_registered_model_alias(name, alias, version.version)
     return str(version.version)
+
+
+def _without_links(model_dir: Path, scratch: Path) -> Path:
+    """``model_dir``, or where it holds symbolic links, a copy under ``scratch`` (same folder name)
+    with each link replaced by the file it points to. A DVC checkout with ``cache.type: symlink``
+    links every file of an output into the cache, and MLflow refuses an artifact whose resolved
+    path leaves the folder it logs ("resolved path is outside the artifact directory")."""
+    if not any(p.is_symlink() for p in [model_dir, *model_dir.rglob("*")]):
+        return model_dir
+    return Path(shutil.copytree(model_dir.resolve(), scratch / model_dir.name, symlinks=False))
 
 
 def _alias_version(client: Any, name: str, alias: str) -> Any | None:
