@@ -13,6 +13,7 @@ from tasks.common.prompts import load_prompts
 from tasks.evaluate import scoring
 from tasks.verifiers.compose import reward_function
 from tasks.verifiers.fitted import VerifierBundle
+from tasks.verifiers.formatting import format_ok
 
 MC = ["BRCA1", "TP53", "EGFR"]
 CELLS = ["B cell", "CD14+ Monocyte", "NK cell"]
@@ -107,14 +108,16 @@ def annotate_verdicts(tmp_path) -> list[bool]:
     return [verdicts[f"p{i}"]["status"] == "verified" for i in range(len(TABLE))]
 
 
-def reward_verdicts() -> list[bool]:
-    """(b) the GRPO correctness reward, called as TRL calls it."""
+def reward_verdicts(answer_needs_format: bool = False) -> list[bool]:
+    """(b) the GRPO correctness reward, called as TRL calls it; by default without the format gate
+    (``verifiers.answer_needs_format``), which the test below checks on its own."""
     bundle = VerifierBundle(None, None, None, None, None)  # correctness needs no fitted model
     out = []
     for reply, answer, answer_type, choices, tag, _ in TABLE:
-        f = reward_function("correctness", bundle, Verifiers(weights={"correctness": 1.0}, answer_tag=tag))
-        [score] = f(["Question?"], [reply], answer=[answer], answer_type=[answer_type], choices=[choices],
-                    family=["family"], id=["p"])
+        settings = Verifiers(weights={"correctness": 1.0}, answer_tag=tag, answer_needs_format=answer_needs_format)
+        [score] = reward_function("correctness", bundle, settings)(
+            ["Question?"], [reply], answer=[answer], answer_type=[answer_type], choices=[choices],
+            family=["family"], id=["p"])
         assert score in (0.0, 1.0)
         out.append(score == 1.0)
     return out
@@ -139,6 +142,14 @@ def test_the_filter_the_reward_and_the_metric_agree_with_the_contract(tmp_path):
         wrong = [(TABLE[i][0], TABLE[i][1], TABLE[i][2], EXPECTED[i]) for i, v in enumerate(verdicts)
                  if v != EXPECTED[i]]
         assert not wrong, f"{caller} disagrees with the table on: {wrong}"
+
+
+def test_with_the_format_gate_the_reward_is_the_contract_and_the_format_rule_together():
+    """The gate adds no rule of its own: right by ``judge`` and well formed by ``format_ok``."""
+    gated = reward_verdicts(answer_needs_format=True)
+    both = [judge(r, a, t, c, tag) and format_ok(r, tag) for r, a, t, c, tag, _ in TABLE]
+    assert gated == both
+    assert any(e and not g for e, g in zip(EXPECTED, gated))  # a right answer in a malformed reply
 
 
 @pytest.mark.parametrize("chat", [False, True])

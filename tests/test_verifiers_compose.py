@@ -43,6 +43,23 @@ def test_per_verifier_functions_route_by_family(bundle):
     assert fmt == [1.0, 0.0, 1.0]
 
 
+def test_an_answer_without_its_reasoning_block_earns_no_answer_reward_unless_asked_not_to(bundle):
+    table = problems()
+    cell = table[(table["family"] == "cell_type") & (table["answer_type"] == "multiple_choice")].iloc[0]
+    bare, after = f"<answer>{cell['answer']}</answer>", _answer(cell["answer"]) + " and more"
+    prompts, completions, columns = _batch([cell] * 3, [_answer(cell["answer"]), bare, after])
+    ungated = SETTINGS.model_copy(update={"answer_needs_format": False})
+    for name in ("correctness", "cell_type"):
+        gated_scores = reward_function(name, bundle, SETTINGS)(prompts, completions, **columns)
+        free_scores = reward_function(name, bundle, ungated)(prompts, completions, **columns)
+        assert gated_scores[0] == free_scores[0] > 0.5 and gated_scores[1:] == [0.0, 0.0]
+        assert free_scores[1] == free_scores[0] and free_scores[2] == free_scores[0]
+    # the answer-only rollout prompt asks for the answer block alone: there, it is the well-formed reply
+    direct = reward_function("correctness", bundle, SETTINGS)(prompts, completions, reasoning=[False] * 3,
+                                                              **columns)
+    assert direct == [0.0, 1.0, 0.0]
+
+
 def test_chat_completions_and_token_lengths(bundle):
     row = problems().iloc[0]
     prompts, _, columns = _batch([row], None)

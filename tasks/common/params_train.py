@@ -156,6 +156,10 @@ class Verifiers(Section):
         description="Weight of each verifier in the composed reward; a verifier left out is not used.")
     normalise_per_group: bool = Field(
         False, description="Standardise each verifier within its GRPO group before the weighted sum.")
+    answer_needs_format: bool = Field(
+        True, description="Correctness and the soft verifiers give 0 to a reply that is not well formed "
+        "(the format verifier's rule): otherwise online GRPO learns to drop <think> for the answer "
+        "reward, which outweighs the format reward (README, Results).")
     answer_tag: str = Field("answer", pattern=r"^[a-z_]+$",
                             description="Tag around the final answer, for every stage: the answer "
                                         "contract (tasks/common/answers.py) of annotate, grpo and "
@@ -181,7 +185,7 @@ class Verifiers(Section):
 
 class GrpoOnline(Section):
     """Online GRPO with TRL's GRPOTrainer (tasks/train/grpo.py); names follow GRPOConfig."""
-    steps: int = Field(16, gt=0, description="Optimizer steps (GRPOConfig.max_steps).")
+    steps: int = Field(48, gt=0, description="Optimizer steps (GRPOConfig.max_steps).")
     num_generations: int = Field(4, gt=1, description="Group size: completions sampled per prompt.")
     prompts_per_step: int = Field(2, gt=0, description="Prompts per device per step; the device "
                                   "batch is prompts_per_step x num_generations completions.")

@@ -5,8 +5,10 @@ A group of completions that are all right or all wrong has no correctness advant
 learns only from format and the soft verifiers. So before training, the start checkpoint samples
 ``samples`` completions for each of ``problems_per_family`` train problems of every family, the way
 the rollouts are sampled (temperature, top-p, completion length), and each is judged by the answer
-contract (:func:`tasks.common.answers.judge`, the correctness reward's own verdict). A family is
-kept when its accuracy lies strictly between ``min_accuracy`` and ``max_accuracy``.
+contract (:func:`tasks.common.answers.judge`, the correctness reward's own verdict; the reward also
+asks for a well-formed reply where ``verifiers.answer_needs_format``, the check does not: it asks
+whether the model's answers vary). A family is kept when its accuracy lies strictly between
+``min_accuracy`` and ``max_accuracy``.
 
 >>> judged = pd.DataFrame({"id": ["a", "a", "b", "b", "c", "c"], "family": ["x", "x", "x", "x", "y", "y"],
 ...                        "correct": [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]})

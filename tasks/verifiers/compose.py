@@ -15,7 +15,9 @@ Two ways to hand them to GRPOTrainer (``trl_reward_setup`` gives the first):
   problem ``id``), for evaluate or any trainer that takes a single reward.
 
 Correctness is the answer contract's verdict (``tasks.common.answers.judge``), the same function
-annotate's reverse verification and evaluate's scorer call.
+annotate's reverse verification and evaluate's scorer call. With ``verifiers.answer_needs_format``
+(the default) it, and every soft verifier, counts only for a well-formed reply (the format
+verifier's rule): a reply that drops ``<think>`` earns no answer reward.
 
 Routing: correctness, format, length and repetition apply to every family; each soft verifier
 applies to the families in ``SOFT_FAMILIES``. A soft verifier gives 0.0 to a completion that
@@ -33,7 +35,7 @@ from tasks.common.params import Verifiers
 from tasks.common.answers import claimed_text, completion_text, extract_answer, judge, normalise_binary
 from tasks.verifiers.cell_type import genes_of
 from tasks.verifiers.fitted import VerifierBundle
-from tasks.verifiers.formatting import format_reward
+from tasks.verifiers.formatting import format_ok, format_reward
 from tasks.verifiers.phenotype import patient_terms
 from tasks.verifiers.protein_family import sequence_of
 from tasks.verifiers.shaping import length_penalty, repetition_penalty
@@ -143,12 +145,31 @@ SCORES: dict[str, Score] = {
 NEEDS = {"cell_type": "cell_type", "perturbation": "perturbation"}  # verifier -> fitted bundle member
 
 
+READS_ANSWER = {"correctness", *SOFT_FAMILIES}  # the verifiers that score the reply's answer
+
+
 def score(name: str, sample: Sample, bundle: VerifierBundle, settings: Verifiers) -> float | None:
-    """One verifier on one sample, None where its routing says it does not apply."""
+    """One verifier on one sample, None where its routing says it does not apply. With
+    ``settings.answer_needs_format``, a verifier that scores the answer gives 0.0 to a reply that is
+    not well formed (:func:`format_ok`), so a policy cannot trade the reasoning block for the answer.
+
+    >>> from tasks.common.params import Verifiers
+    >>> gated = Verifiers(weights={"correctness": 1.0})
+    >>> bare = {"completion": "<answer>yes</answer>", "answer": "yes", "answer_type": "yes_no"}
+    >>> score("correctness", bare, None, gated), score("correctness", bare, None, gated.model_copy(
+    ...     update={"answer_needs_format": False}))
+    (0.0, 1.0)
+    >>> score("correctness", {**bare, "completion": "<think>x</think><answer>yes</answer>"}, None, gated)
+    1.0
+    """
     families = SOFT_FAMILIES.get(name)
     if families is not None and sample.get("family") not in families:
         return None
-    return SCORES[name](sample, bundle, settings)
+    value = SCORES[name](sample, bundle, settings)
+    if (value is not None and settings.answer_needs_format and name in READS_ANSWER
+            and not format_ok(sample["completion"], settings.answer_tag, bool(sample.get("reasoning", True)))):
+        return 0.0
+    return value
 
 
 def samples(prompts: Sequence[Any], completions: Sequence[Any], columns: dict[str, Any]) -> list[Sample]:
