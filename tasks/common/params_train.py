@@ -185,7 +185,7 @@ class Verifiers(Section):
 
 class GrpoOnline(Section):
     """Online GRPO with TRL's GRPOTrainer (tasks/train/grpo.py); names follow GRPOConfig."""
-    steps: int = Field(48, gt=0, description="Optimizer steps (GRPOConfig.max_steps).")
+    steps: int = Field(16, gt=0, description="Optimizer steps (GRPOConfig.max_steps).")
     num_generations: int = Field(4, gt=1, description="Group size: completions sampled per prompt.")
     prompts_per_step: int = Field(2, gt=0, description="Prompts per device per step; the device "
                                   "batch is prompts_per_step x num_generations completions.")
