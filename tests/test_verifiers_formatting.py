@@ -1,37 +1,37 @@
 import pytest
 
-from tasks.verifiers.formatting import format_reward
+from tasks.verifiers.formatting import format_ok
 from tasks.verifiers.shaping import length_penalty, repetition_penalty
 
 
-@pytest.mark.parametrize("completion, reward", [
-    ("<think>CD14 and LYZ are high.</think>\n<answer>CD14+ Monocyte</answer>", 1.0),
-    ("  <THINK>r</THINK> <Answer>x</Answer>\n\n", 1.0),
-    ("<think>r</think><answer>x</answer>trailing", 0.0),
-    ("<answer>x</answer><think>r</think>", 0.0),
-    ("<think>r</think>between<answer>x</answer>", 0.0),
-    ("<think>r</think><answer>x</answer><answer>y</answer>", 0.0),
-    ("<think>a</think><think>b</think><answer>x</answer>", 0.0),
-    ("<think></think><answer>x</answer>", 0.0),
-    ("<think>r</think><answer> </answer>", 0.0),
-    ("preamble <think>r</think><answer>x</answer>", 0.0),
-    ("<think>r</think><answer>x", 0.0),
+@pytest.mark.parametrize("completion, ok", [
+    ("<think>CD14 and LYZ are high.</think>\n<answer>CD14+ Monocyte</answer>", True),
+    ("  <THINK>r</THINK> <Answer>x</Answer>\n\n", True),
+    ("<think>r</think><answer>x</answer>trailing", False),
+    ("<answer>x</answer><think>r</think>", False),
+    ("<think>r</think>between<answer>x</answer>", False),
+    ("<think>r</think><answer>x</answer><answer>y</answer>", False),
+    ("<think>a</think><think>b</think><answer>x</answer>", False),
+    ("<think></think><answer>x</answer>", False),
+    ("<think>r</think><answer> </answer>", False),
+    ("preamble <think>r</think><answer>x</answer>", False),
+    ("<think>r</think><answer>x", False),
 ])
-def test_format(completion, reward):
-    assert format_reward(completion) == reward
+def test_format(completion, ok):
+    assert format_ok(completion) is ok
 
 
-@pytest.mark.parametrize("completion, reward", [
-    ("<answer>CD14+ Monocyte</answer>", 1.0),
-    ("  <Answer>x</Answer>\n", 1.0),
-    ("<think>r</think><answer>x</answer>", 0.0),   # reasoning where none was asked for
-    ("<answer>x</answer> more", 0.0),
-    ("<answer> </answer>", 0.0),
-    ("<answer>x</answer><answer>y</answer>", 0.0),
-    ("x", 0.0),
+@pytest.mark.parametrize("completion, ok", [
+    ("<answer>CD14+ Monocyte</answer>", True),
+    ("  <Answer>x</Answer>\n", True),
+    ("<think>r</think><answer>x</answer>", False),   # reasoning where none was asked for
+    ("<answer>x</answer> more", False),
+    ("<answer> </answer>", False),
+    ("<answer>x</answer><answer>y</answer>", False),
+    ("x", False),
 ])
-def test_format_on_the_answer_only_prompt(completion, reward):
-    assert format_reward(completion, reasoning=False) == reward
+def test_format_on_the_answer_only_prompt(completion, ok):
+    assert format_ok(completion, reasoning=False) is ok
 
 
 def test_the_format_verifier_reads_the_prompt_style_of_each_rollout():
@@ -45,9 +45,9 @@ def test_the_format_verifier_reads_the_prompt_style_of_each_rollout():
 
 
 def test_the_answer_tag_is_configurable_and_the_reasoning_block_is_always_think():
-    assert format_reward("<think>r</think><solution>x</solution>", answer_tag="solution") == 1.0
-    assert format_reward("<think>r</think><solution>x</solution>") == 0.0
-    assert format_reward("<reasoning>r</reasoning><solution>x</solution>", answer_tag="solution") == 0.0
+    assert format_ok("<think>r</think><solution>x</solution>", answer_tag="solution")
+    assert not format_ok("<think>r</think><solution>x</solution>")
+    assert not format_ok("<reasoning>r</reasoning><solution>x</solution>", answer_tag="solution")
 
 
 def test_length_penalty_grows_past_the_budget():

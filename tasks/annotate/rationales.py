@@ -185,7 +185,7 @@ def _total(scores: dict[str, float], combine: str) -> float:
 
 
 def _as_answer(candidate: str, answer_type: str, choices: list[str]) -> str:
-    option = re.fullmatch(r"option ([A-Z])", candidate)
+    option = re.fullmatch(rf"option ([{LETTERS}])", candidate)
     if option and choices:
         return choices[LETTERS.index(option.group(1))]
     if answer_type == "json":  # Biomni-Eval1's rare-disease answer from a "Name (OMIM:123)" candidate

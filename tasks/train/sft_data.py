@@ -76,21 +76,23 @@ def per_family_counts(chats: pd.DataFrame, per_family: int | None,
                       tokens_per_family: int | None = None) -> dict[str, int]:
     """Chats each family contributes per epoch: ``per_family`` (null: all of its chats), at most
     ``tokens_per_family // the family's mean chat length`` (and at least one) when that is set."""
-    counts = {}
-    for family, g in chats.groupby("family", sort=True):
-        n = per_family or len(g)
-        if tokens_per_family:
-            n = min(n, max(1, int(tokens_per_family // g["n_tokens"].mean())))
-        counts[str(family)] = n
-    return counts
+    return {str(f): _family_count(g, per_family, tokens_per_family)
+            for f, g in chats.groupby("family", sort=True)}
+
+
+def _family_count(family_chats: pd.DataFrame, per_family: int | None, tokens_per_family: int | None) -> int:
+    n = per_family or len(family_chats)
+    if tokens_per_family:
+        n = min(n, max(1, int(tokens_per_family // family_chats["n_tokens"].mean())))
+    return n
 
 
 def balanced_epochs(chats: pd.DataFrame, epochs: int, per_family: int | None, seed: int,
                     tokens_per_family: int | None = None) -> list[list[int]]:
     """Row indices of ``chats`` per epoch, :func:`per_family_counts` of every family, shuffled."""
     rng = np.random.default_rng(seed)
-    counts = per_family_counts(chats, per_family, tokens_per_family)
-    groups = [(counts[str(f)], g.index.to_numpy()) for f, g in chats.groupby("family", sort=True)]
+    groups = [(_family_count(g, per_family, tokens_per_family), g.index.to_numpy())
+              for _, g in chats.groupby("family", sort=True)]
     out = []
     for _ in range(epochs):
         picked = []

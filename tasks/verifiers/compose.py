@@ -35,7 +35,7 @@ from tasks.common.params import Verifiers
 from tasks.common.answers import claimed_text, completion_text, extract_answer, judge, normalise_binary
 from tasks.verifiers.cell_type import genes_of
 from tasks.verifiers.fitted import VerifierBundle
-from tasks.verifiers.formatting import format_ok, format_reward
+from tasks.verifiers.formatting import format_ok
 from tasks.verifiers.phenotype import patient_terms
 from tasks.verifiers.protein_family import sequence_of
 from tasks.verifiers.shaping import length_penalty, repetition_penalty
@@ -70,8 +70,13 @@ def correctness(sample: Sample, bundle: VerifierBundle, settings: Verifiers) -> 
     return 1.0 if right else 0.0
 
 
+def _well_formed(sample: Sample, settings: Verifiers) -> bool:
+    """The format rule on this sample's prompt kind: the format verifier and the answer gate alike."""
+    return format_ok(sample["completion"], settings.answer_tag, bool(sample.get("reasoning", True)))
+
+
 def format_(sample: Sample, bundle: VerifierBundle, settings: Verifiers) -> float | None:
-    return format_reward(sample["completion"], settings.answer_tag, bool(sample.get("reasoning", True)))
+    return 1.0 if _well_formed(sample, settings) else 0.0
 
 
 def length(sample: Sample, bundle: VerifierBundle, settings: Verifiers) -> float | None:
@@ -166,8 +171,8 @@ def score(name: str, sample: Sample, bundle: VerifierBundle, settings: Verifiers
     if families is not None and sample.get("family") not in families:
         return None
     value = SCORES[name](sample, bundle, settings)
-    if (value is not None and settings.answer_needs_format and name in READS_ANSWER
-            and not format_ok(sample["completion"], settings.answer_tag, bool(sample.get("reasoning", True)))):
+    gated = settings.answer_needs_format and name in READS_ANSWER
+    if value is not None and gated and not _well_formed(sample, settings):
         return 0.0
     return value
 

@@ -1,4 +1,4 @@
-"""Format reward (Biomni-R0 style): one think block, then one answer block, and nothing after.
+"""The format rule (Biomni-R0 style): one think block, then one answer block, and nothing after.
 
 Tags are matched like :func:`tasks.common.answers.extract_answer` reads them (case and inner
 whitespace tolerated), so a completion that earns the format reward always yields an answer. The
@@ -49,7 +49,3 @@ def format_ok(completion: Any, answer_tag: str = ANSWER_TAG, reasoning: bool = T
     match = shape.match(text)
     return bool(match and (match.group(1).strip() or not reasoning) and match.group(2).strip())
 
-
-def format_reward(completion: Any, answer_tag: str = ANSWER_TAG, reasoning: bool = True) -> float:
-    """1.0 for a well-formed completion, 0.0 otherwise."""
-    return 1.0 if format_ok(completion, answer_tag, reasoning) else 0.0
