@@ -51,7 +51,7 @@ from tasks.common.params import Annotate, Verifiers, load_params
 from tasks.common.prompts import load_prompts, problem_messages
 from tasks.common.storage import atomic_path, read_table, write_csv, write_json, write_table
 from tasks.common.tracking import stage_run
-from tasks.common.answers import claimed_text
+from tasks.common.answers import ANSWER_LEAD, claimed_text
 
 PROBLEMS = Path("data/problems/problems.parquet")
 BASELINES = Path("reports/problems/baselines.json")
@@ -113,8 +113,9 @@ def evaluate_checkpoint(name: str, folder: str, test: pd.DataFrame, chats: list,
             continue
         prompts = [render_chat(tokenizer, chats[i]) for i in rows]
         prefixes, forced = ev.answer_prefixes(prompts, [completions[i] for i in rows], tag)
-        probs = next_token_probs(folder, prefixes, candidates, settings=params.generation)
-        scored.loc[rows, "p_positive"] = [renormalise(p)[candidates[0]] for p in probs]
+        said = [ANSWER_LEAD + c for c in candidates]  # as the answer follows its tag in training
+        probs = next_token_probs(folder, prefixes, said, settings=params.generation)
+        scored.loc[rows, "p_positive"] = [renormalise(p)[said[0]] for p in probs]
         scored.loc[rows, "answer_forced"] = forced
     return scored
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tasks.common.answers import tagged
 from tasks.common import schemas
 from tasks.common.prompts import SFT_SYSTEM, answer_format, load_prompts
 from tasks.common.storage import write_table
@@ -22,7 +23,7 @@ def chat(i: int, rng: random.Random) -> dict:
     user = (f"Which cell type is this? <cell>{', '.join(top)}</cell>\n\n"
             f"{answer_format(prompts, 'label', 'answer')}")
     reply = (f"<think>{top[0]} is the top gene and marks {answer}.</think>\n"
-             f"<answer>{answer}</answer>")
+             tagged(answer))
     return {"id": f"p{i}", "family": "cell_type", "split": "train",
             "messages": [{"role": "system", "content": SFT_SYSTEM.format(tag="answer")},
                          {"role": "user", "content": user},

@@ -52,7 +52,7 @@ def test_flow_writes_traces_sft_and_a_report_with_real_rejections(mlflow_uri, tm
     assert set(sft["id"]) == set(gold["problem_id"]) and "cell-bad" not in set(sft["id"])
     chat = sft.set_index("id").loc["cell-ok-b", "messages"]
     assert "<solution>" in chat[0]["content"] and "text of the correct option inside <solution>" in chat[1]["content"]
-    assert chat[2]["content"].startswith("<think>\n1. ") and chat[2]["content"].endswith("<solution>B cell</solution>")
+    assert chat[2]["content"].startswith("<think>\n1. ") and chat[2]["content"].endswith("<solution> B cell</solution>")
     assert instruction["id"].tolist() == ["ia-train"]
     assert instruction["messages"][0][2]["content"].endswith("<solution>10</solution>")
 

@@ -45,7 +45,7 @@ def test_a_short_trace_states_the_answer_once_a_full_one_keeps_the_conclusion(tm
     verified = {"cell-ok-b": {"status": "verified"}}
     reply = steps.sft_rows(_one(), taught, verified, load_prompts(None), "answer")["messages"][0][-1]["content"]
     body = reply.split("</think>")[0]
-    assert reply.endswith("</think>\n<answer>B cell</answer>")
+    assert reply.endswith("</think>\n<answer> B cell</answer>")
     assert ("Therefore the answer is B cell." in body) == (style == "full")
     assert "rank 1 in the cell sentence." in body
 

@@ -68,8 +68,8 @@ def test_trace_table_writes_long_options_by_letter_the_gold_and_the_wrong_one():
     table.at[mc, "answer"] = longer[1]
     out = trace_table(traces(table), table, load_prompts(None), "answer", alpha=1.0, eps=1e-4)
     group = out[out["group"] == table.at[mc, "id"]].set_index("variant")["completion"]
-    assert group["gold"].endswith("<answer>B</answer>")
-    assert group["negative"][-len("<answer>X</answer>"):] in {f"<answer>{x}</answer>" for x in "ACD"}
+    assert group["gold"].endswith("<answer> B</answer>")
+    assert group["negative"][-len("<answer> X</answer>"):] in {f"<answer> {x}</answer>" for x in "ACD"}
 
 
 def test_offline_groups_are_the_online_problems_that_have_traces():

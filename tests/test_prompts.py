@@ -15,7 +15,7 @@ def test_problem_messages_are_the_sft_chats_opening_turns():
     sft = pr.sft_messages(rec, ["step one"], "so", "T cell", p, "solution")
     assert pr.problem_messages(rec, p, "solution") == sft[:2]
     assert "<think></think>" in sft[0]["content"] and "<solution></solution>" in sft[0]["content"]
-    assert sft[2]["content"] == "<think>\n1. step one\nso\n</think>\n<solution>T cell</solution>"
+    assert sft[2]["content"] == "<think>\n1. step one\nso\n</think>\n<solution> T cell</solution>"
 
 
 def test_teacher_messages_carry_answer_evidence_and_passages():
@@ -58,8 +58,8 @@ def test_a_problem_whose_options_are_too_long_to_copy_is_asked_and_answered_by_l
     rec = {"prompt": "Which protein?\nA. ...\nB. ...", "answer_type": "multiple_choice", "choices": LONG}
     sft = pr.sft_messages(rec, ["step one"], "", LONG[1], p, "answer")
     assert sft[1]["content"].endswith("Finish with the letter of the correct option inside <answer></answer>.")
-    assert sft[2]["content"].endswith("<answer>B</answer>")
-    assert pr.direct_messages(rec, LONG[0], p, "answer")[-1]["content"] == "<answer>A</answer>"
+    assert sft[2]["content"].endswith("<answer> B</answer>")
+    assert pr.direct_messages(rec, LONG[0], p, "answer")[-1]["content"] == "<answer> A</answer>"
     short = rec | {"choices": ["TP53", "BRCA1"]}  # short options keep their text
-    assert pr.sft_messages(short, ["s"], "", "TP53", p, "answer")[2]["content"].endswith("<answer>TP53</answer>")
+    assert pr.sft_messages(short, ["s"], "", "TP53", p, "answer")[2]["content"].endswith("<answer> TP53</answer>")
     assert "the text of the correct option" in pr.problem_messages(short, p, "answer")[1]["content"]

@@ -56,14 +56,19 @@ def test_short_traces_pass_the_same_check_in_a_few_facts_without_the_winner_firs
         assert not any("ahead of" in step for step in short["steps"])
 
 
-def test_short_traces_order_candidates_by_seed_not_by_score(kb):
+def test_short_traces_weigh_the_others_in_a_seeded_order_and_end_on_the_winner(kb):
     recs = [r for r in _records().values() if r["answer_type"] == "multiple_choice"
             and r["family"] in ("cell_type", "tf_binding", "rare_disease", "causal_gene")]
-    firsts = [write_rationale(r, kb, style="short")["steps"][0] for r in recs]
-    winners_first = sum(r["answer"] in step for r, step in zip(recs, firsts))
-    assert winners_first < len(recs)  # the full style always opens the candidates with the winner
-    again = [write_rationale(r, kb, style="short")["steps"][0] for r in recs]
-    assert again == firsts  # seeded: the same problem, the same order
+    traces = [write_rationale(r, kb, style="short")["steps"] for r in recs]
+    winners = [derive_answer(r["family"], steps, r["answer_type"], r["choices"])
+               for r, steps in zip(recs, traces)]
+    assert winners.count(None) == 0 and winners != [r["answer"] for r in recs]  # evidence, not labels
+    for steps, winner in zip(traces, winners):  # the last step alone names the winner (full: the first)
+        assert winner in steps[-1] and not any(winner in step for step in steps[:-1])
+    again = [write_rationale(r, kb, style="short")["steps"] for r in recs]
+    assert again == traces  # seeded: the same problem, the same order
+    others = [write_rationale(r, kb, attempt=1, style="short")["steps"] for r in recs]
+    assert all(o[-1] == t[-1] for o, t in zip(others, traces))  # a re-ask reorders the others only
     with pytest.raises(ValueError, match="trace style"):
         write_rationale(recs[0], kb, style="long")
 
@@ -97,7 +102,7 @@ def test_offline_backends_report_each_call(kb):
     ctx = {"family": "cell_type", "answer_type": "multiple_choice", "choices": rec["choices"],
            "steps": trace["steps"]}
     EvidenceChecker("solution").run([Call([], {}, ctx)], lambda c, r: checked.append(r.text))
-    assert checked == ["<solution>B cell</solution>"]
+    assert checked == ["<solution> B cell</solution>"]
 
 
 def test_unreadable_problem_becomes_an_empty_trace(kb):

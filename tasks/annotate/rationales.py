@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tasks.annotate import evidence as ef
 from tasks.annotate.teachers import Call, OnReply, Reply
-from tasks.common.answers import LETTERS
+from tasks.common.answers import LETTERS, tagged
 
 _NUMBER = r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 _SIGN = {"differentially expressed": 1, "not differentially expressed": -1,
@@ -227,9 +227,10 @@ def write_rationale(problem: dict, kb: ef.Knowledge, attempt: int = 0, style: st
 
     ``full``: an opening that says how the data are read, then every fact of the four strongest
     candidates, strongest first, and the comparison of the scores. ``short`` (a few dozen tokens a
-    small model can learn to write): no opening, the candidates in a seeded random order (the
-    problem's id and the attempt), so the trace never names the winner before it has weighed the
-    others, each with its :data:`SHORT_FACTS` strongest facts, and no score arithmetic; a problem
+    small model can learn to write): no opening, the other candidates in a seeded random order (the
+    problem's id and the attempt), then the strongest last, so the trace weighs the others before it
+    names the winner and the answer is the candidate of its last step; each with its
+    :data:`SHORT_FACTS` strongest facts, and no score arithmetic; a problem
     about one subject (yes/no, a gene set) keeps all its facts and the total against the threshold,
     and a gene set's markers are cited without the type the question names (``listed_marker``:
     the type's name ten times over made the sft model loop to the token limit).
@@ -248,8 +249,13 @@ def write_rationale(problem: dict, kb: ef.Knowledge, attempt: int = 0, style: st
         by_cand.setdefault(fact.get("candidate", ""), []).append(fact)
     scored = candidate_scores([(f["form"], {k: str(v) for k, v in f.items()}) for f in facts], family.combine)
     order = sorted(by_cand, key=lambda c: -scored[c])
-    if attempt or style == "short":  # a re-ask words the same evidence in another candidate order
-        random.Random(f"{problem['id']}:{attempt}").shuffle(order)
+    shuffle = random.Random(f"{problem['id']}:{attempt}").shuffle  # a re-ask: another candidate order
+    if style == "short" and len(order) > 1:  # the answer follows from the last step, not the first
+        others = order[1:]
+        shuffle(others)
+        order = others[:3] + order[:1]
+    elif attempt:
+        shuffle(order)
     order = order[:4] if len(order) > 4 else order
     if style == "short" and len(order) > 1:  # one subject (yes/no, a gene set) keeps every fact
         by_cand = {c: sorted(fs, key=_weight, reverse=True)[:SHORT_FACTS] for c, fs in by_cand.items()}
@@ -318,5 +324,5 @@ class EvidenceChecker:
         for call in calls:
             c = call.context
             answer = derive_answer(c["family"], c["steps"], c["answer_type"], list(c["choices"]))
-            text = "" if answer is None else f"<{self.tag}>{answer}</{self.tag}>"
+            text = "" if answer is None else tagged(answer, self.tag)
             on_reply(call, Reply(text))

@@ -85,6 +85,21 @@ LETTERS = "ABCDEFGHIJ"
 # copies a 180-residue protein (dna_to_protein: format 0.04) or a 56-character disease name; the
 # families' longest options: cell_type 28, protein_family 27, rare_disease 39 to 158, proteins 74+.
 LETTER_ABOVE = 32
+# The answer follows its tag after a space, as lm-evaluation-harness puts one before a scored
+# continuation: this byte-level BPE spells a name after a space (" Proteusin" -> " Pro", "te", ...)
+# with other tokens than at the start of a text ("P", "ro", "te", ...), and every name a model reads
+# (an option, a step of its reasoning) follows a space. Without it, given the gold trace the sft
+# model answered protein_family at 0.28 against 0.75 with no trace at all (README, Results).
+ANSWER_LEAD = " "
+
+
+def tagged(answer: str, tag: str = ANSWER_TAG) -> str:
+    """The answer block as SFT chats, traces and scored options write it.
+
+    >>> tagged("B cell")
+    '<answer> B cell</answer>'
+    """
+    return f"<{tag}>{ANSWER_LEAD}{answer}</{tag}>"
 
 _WS = re.compile(r"\s+")
 _EDGE = " \t\n\"'`.,;:!"

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, get_args
 
-from tasks.common.answers import THINK_TAG, by_letter, written_answer
+from tasks.common.answers import THINK_TAG, by_letter, tagged, written_answer
 
 
 TEACHER_SYSTEM = """\
@@ -231,13 +231,13 @@ def render_assistant(steps: list[str], conclusion: str, answer: str, tag: str) -
     """The assistant turn: numbered steps and the conclusion, if any, in <think>, the answer in the tag.
 
     >>> render_assistant(["a", "b"], "so c", "c", "answer")
-    '<think>\\n1. a\\n2. b\\nso c\\n</think>\\n<answer>c</answer>'
+    '<think>\\n1. a\\n2. b\\nso c\\n</think>\\n<answer> c</answer>'
     >>> render_assistant(["a", "b"], "", "c", "answer")
-    '<think>\\n1. a\\n2. b\\n</think>\\n<answer>c</answer>'
+    '<think>\\n1. a\\n2. b\\n</think>\\n<answer> c</answer>'
     """
     lines = [f"{i + 1}. {s}" for i, s in enumerate(steps)] + ([conclusion] if conclusion else [])
     body = "\n".join(lines)
-    return f"<{THINK_TAG}>\n{body}\n</{THINK_TAG}>\n<{tag}>{answer}</{tag}>"
+    return f"<{THINK_TAG}>\n{body}\n</{THINK_TAG}>\n{tagged(answer, tag)}"
 
 
 def sft_messages(rec: dict, steps: list[str], conclusion: str, answer: str,
@@ -254,11 +254,11 @@ def direct_messages(rec: dict, answer: str, prompts: dict[str, str], tag: str) -
     tagged answer as a reply writes it (what evaluate's ``direct`` log-likelihood mode scores).
 
     >>> direct_messages({"prompt": "Which?", "answer_type": "label"}, "B cell", load_prompts(None), "answer")[-1]
-    {'role': 'assistant', 'content': '<answer>B cell</answer>'}
+    {'role': 'assistant', 'content': '<answer> B cell</answer>'}
     >>> rec = {"prompt": "Which?", "answer_type": "multiple_choice", "choices": ["x" * 40, "y" * 40]}
     >>> direct_messages(rec, "y" * 40, load_prompts(None), "answer")[-1]["content"]
-    '<answer>B</answer>'
+    '<answer> B</answer>'
     """
     said = written_answer(answer, rec["answer_type"], rec.get("choices"))
     return problem_messages(rec, prompts, tag, think=False) + [
-        {"role": "assistant", "content": f"<{tag}>{said}</{tag}>"}]
+        {"role": "assistant", "content": tagged(said, tag)}]

@@ -58,7 +58,7 @@ Options(options=('A', 'B'), gold=1, reason='')
 >>> problem_options({"family": "x", "answer_type": "gene_set", "answer": "A, B", "choices": []})
 Options(options=(), gold=None, reason='open answer (gene_set)')
 >>> continuation("B cell", "answer")
-'B cell</answer>'
+' B cell</answer>'
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.common.answers import THINK_TAG, normalise_label, written_answer
+from tasks.common.answers import ANSWER_LEAD, THINK_TAG, normalise_label, written_answer
 from tasks.common.prompts import PROMPT_STYLES
 
 MODES = PROMPT_STYLES  # where the options are scored: after own reasoning, or right away
@@ -162,7 +162,7 @@ def scorable(problems: pd.DataFrame, labels: Mapping[str, Sequence[str]] | None 
 
 
 def continuation(option: str, tag: str = "answer") -> str:
-    return f"{option}</{tag}>"
+    return f"{ANSWER_LEAD}{option}</{tag}>"
 
 
 def contexts(tokenizer: Any, messages: Sequence[Sequence[Mapping[str, str]]], tag: str = "answer",
