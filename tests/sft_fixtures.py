@@ -22,8 +22,7 @@ def chat(i: int, rng: random.Random) -> dict:
     answer = TYPES[top[0]]
     user = (f"Which cell type is this? <cell>{', '.join(top)}</cell>\n\n"
             f"{answer_format(prompts, 'label', 'answer')}")
-    reply = (f"<think>{top[0]} is the top gene and marks {answer}.</think>\n"
-             tagged(answer))
+    reply = f"<think>{top[0]} is the top gene and marks {answer}.</think>\n" + tagged(answer)
     return {"id": f"p{i}", "family": "cell_type", "split": "train",
             "messages": [{"role": "system", "content": SFT_SYSTEM.format(tag="answer")},
                          {"role": "user", "content": user},
