@@ -54,7 +54,7 @@ def test_flow_writes_traces_sft_and_a_report_with_real_rejections(mlflow_uri, tm
     assert "<solution>" in chat[0]["content"] and "text of the correct option inside <solution>" in chat[1]["content"]
     assert chat[2]["content"].startswith("<think>\n1. ") and chat[2]["content"].endswith("<solution> B cell</solution>")
     assert instruction["id"].tolist() == ["ia-train"]
-    assert instruction["messages"][0][2]["content"].endswith("<solution>10</solution>")
+    assert instruction["messages"][0][2]["content"].endswith("<solution> 10</solution>")
 
     fam = metrics["per_family"]
     assert fam["cell_type"] == {"problems": 4, "verified": 3, "disagreed": 1, "rejected": 0, "parse_retries": 0,
