@@ -6,11 +6,12 @@
 For multiple-choice problems of ``--split``, the offline teacher's short trace (``annotate``'s
 ``write_rationale``, the style SFT trains on: the other candidates, then the strongest, one fact
 each) is written into the assistant turn as if the checkpoint had reasoned it, and each option is
-scored by its log-likelihood right after ``<answer>`` (``tasks.evaluate.loglik.continuation``, as
-evaluate scores them). Beside it, the same options after the answer-only prompt (evaluate's
-``direct`` mode). A checkpoint whose answers follow its reasoning scores at least as well after the
-gold trace, whose last step names the answer, as with no reasoning at all; one that scores below
-its direct answers is pulled off its own answer by the names the steps mention.
+scored by its log-likelihood right after ``<answer>``, by evaluate's own scorer
+(``tasks.evaluate.loglik.contexts`` and ``loglik_eval``). Beside it, the same options after the
+answer-only prompt (evaluate's ``direct`` mode). A checkpoint whose answers follow its reasoning
+scores at least as well after the gold trace, whose last step names the answer, as with no
+reasoning at all; one that scores below its direct answers is pulled off its own answer by the
+names the steps mention.
 
 Prints one JSON line: per family the accuracy after the gold trace, the direct accuracy, and n.
 The same measurement on the sft model of commit 295538b (its code: answers straight after the tag,
@@ -26,16 +27,6 @@ from pathlib import Path
 import pandas as pd
 
 
-def option_logprob(model, tokenizer, context: str, continuation: str) -> float:
-    import torch
-
-    head = tokenizer(context, add_special_tokens=False)["input_ids"]
-    ids = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
-    with torch.inference_mode():
-        logprobs = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
-    return sum(float(logprobs[i - 1, ids[i]]) for i in range(len(head), len(ids)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/sft")
@@ -47,36 +38,31 @@ def main() -> None:
 
     from tasks.annotate.evidence import Knowledge
     from tasks.annotate.rationales import write_rationale
-    from tasks.common.answers import written_answer
     from tasks.common.params import Verifiers, load_params
     from tasks.common.prompts import load_prompts, problem_messages, render_assistant
-    from tasks.evaluate.loglik import continuation
-    from tasks.lm.modeling import load_model, load_tokenizer, render_chat
+    from tasks.evaluate.loglik import contexts, loglik_eval
+    from tasks.lm.modeling import load_model, load_tokenizer
 
     tag = Verifiers.answer_tag_of(load_params())
     tokenizer = load_tokenizer(a.model)
     model = load_model(a.model, tokenizer).eval()
     kb, prompts = Knowledge(Path("data/corpus")), load_prompts(None)
     problems = pd.read_parquet("data/problems/problems.parquet")
+    rows = problems[problems["family"].isin(a.families) & (problems["split"] == a.split)
+                    & (problems["answer_type"] == "multiple_choice")].groupby("family").head(a.per_family)
+    records = [r | {"choices": [str(c) for c in r["choices"]]} for r in rows.to_dict("records")]
+    # the gold trace as if the checkpoint had reasoned it, up to the answer tag (contexts adds it)
+    traces = [render_assistant(write_rationale(r, kb, style="short")["steps"], "", "", tag)
+              .rsplit(f"<{tag}>", 1)[0] for r in records]
+    reasoned = [problem_messages(r, prompts, tag) for r in records]
+    direct = [problem_messages(r, prompts, tag, think=False) for r in records]
+    scored = {name: loglik_eval(model, tokenizer, rows, contexts(tokenizer, chats, tag, prefix), tag=tag)
+              for name, chats, prefix in (("after_gold_trace", reasoned, traces), ("direct", direct, ""))}
     out = {}
     for family in a.families:
-        rows = problems[(problems["family"] == family) & (problems["split"] == a.split)
-                        & (problems["answer_type"] == "multiple_choice")].head(a.per_family)
-        right = {"after_gold_trace": 0, "direct": 0}
-        for rec in rows.to_dict("records"):
-            rec["choices"] = [str(c) for c in rec["choices"]]
-            options = [written_answer(c, rec["answer_type"], rec["choices"]) for c in rec["choices"]]
-            gold = written_answer(rec["answer"], rec["answer_type"], rec["choices"])
-            steps = write_rationale(rec, kb, style="short")["steps"]
-            reasoned = render_assistant(steps, "", "", tag).rsplit(f"<{tag}>", 1)[0] + f"<{tag}>"
-            contexts = {
-                "after_gold_trace": render_chat(tokenizer, problem_messages(rec, prompts, tag)) + reasoned,
-                "direct": render_chat(tokenizer, problem_messages(rec, prompts, tag, think=False))
-                + f"<{tag}>"}
-            for name, context in contexts.items():
-                scores = [option_logprob(model, tokenizer, context, continuation(o, tag)) for o in options]
-                right[name] += options[scores.index(max(scores))] == gold
-        out[family] = {k: round(v / max(len(rows), 1), 3) for k, v in right.items()} | {"n": len(rows)}
+        right = {name: t.loc[t["family"] == family, "correct"] for name, t in scored.items()}
+        out[family] = {name: round(float(c.mean()), 3) if len(c) else None for name, c in right.items()}
+        out[family]["n"] = int(len(right["direct"]))
     print(json.dumps({"model": a.model, "split": a.split, "families": out}))
 
 
