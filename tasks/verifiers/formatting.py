@@ -48,4 +48,3 @@ def format_ok(completion: Any, answer_tag: str = ANSWER_TAG, reasoning: bool = T
     shape = re.compile(rf"^\s*{think}{_open(answer_tag)}(.*?){_close(answer_tag)}\s*$", re.I | re.S)
     match = shape.match(text)
     return bool(match and (match.group(1).strip() or not reasoning) and match.group(2).strip())
-
