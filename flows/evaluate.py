@@ -51,7 +51,7 @@ from tasks.common.params import Annotate, Verifiers, load_params
 from tasks.common.prompts import load_prompts, problem_messages
 from tasks.common.storage import atomic_path, read_table, write_csv, write_json, write_table
 from tasks.common.tracking import stage_run
-from tasks.common.answers import ANSWER_LEAD, claimed_text
+from tasks.common.answers import ANSWER_LEAD
 
 PROBLEMS = Path("data/problems/problems.parquet")
 BASELINES = Path("reports/problems/baselines.json")
@@ -103,8 +103,6 @@ def evaluate_checkpoint(name: str, folder: str, test: pd.DataFrame, chats: list,
     scored = ev.score_completions(test, completions, lengths, tag)
     scored.insert(0, "checkpoint", name)
     scored["generated"] = room
-    scored["claimed"] = [claimed_text(x, t, ev._choices(r)) for x, t, (_, r) in
-                         zip(scored["extracted"], scored["answer_type"], test.iterrows())]
     scored["p_positive"] = np.nan
     scored["answer_forced"] = False
     for family, candidates in ev.PERTURB.items():

@@ -100,3 +100,16 @@ def test_biomni_form_matches_our_scoring():
 def test_macro_f1_counts_unreadable_answers_as_misses():
     assert ev.macro_f1(["a", "a", "b"], ["a", "a", "b"]) == 1.0
     assert np.isclose(ev.macro_f1(["a", "b"], [None, None]), 0.0)
+
+
+def test_names_an_option_counts_multiple_choice_answers_that_are_one_of_the_options():
+    test = pd.DataFrame({"id": ["p0", "p1", "p2", "p3"], "family": ["causal_gene"] * 3 + ["perturb_de"],
+                         "answer_type": ["multiple_choice"] * 3 + ["yes_no"],
+                         "answer": ["ISCA2", "ISCA2", "GPD1", "yes"],
+                         "choices": [["GPD1", "ISCA2"]] * 3 + [[]]})
+    replies = ["<answer> ISCA2</answer>", "<answer> CLIS1</answer>", "<answer>A</answer>", "<answer>yes</answer>"]
+    scored = ev.score_completions(test, replies, [3, 3, 3, 3], "answer")
+    assert scored["claimed"].tolist()[:3] == ["ISCA2", None, "GPD1"]  # a letter names its option
+    metrics = ev.family_metrics(scored)
+    assert metrics["causal_gene"]["names_an_option"] == pytest.approx(2 / 3, abs=1e-4)
+    assert "names_an_option" not in metrics["perturb_de"]  # no options to name

@@ -109,6 +109,13 @@ def report_markdown(metrics: dict, loglik_section: str = "") -> str:
              for c, m in ckpts.items()}
     out += ["", "## Format and length", "",
             markdown_table(["format compliance", "mean completion tokens"], shape, {}, "measure")]
+    named_rows = [f for f in families
+                  if any("names_an_option" in m["families"].get(f, {}) for m in ckpts.values())]
+    if named_rows:
+        named = {c: {f: m["families"].get(f, {}).get("names_an_option") for f in named_rows}
+                 for c, m in ckpts.items()}
+        out += ["", "## Multiple-choice answers that name one of the options (generation; a letter counts "
+                "where the options are letters)", "", markdown_table(named_rows, named, {}, "family")]
     f1_rows = [f for f in families if any("macro_f1" in m["families"][f] for m in ckpts.values())]
     if f1_rows:
         f1 = {c: {f: m["families"][f].get("macro_f1") for f in f1_rows} for c, m in ckpts.items()}

@@ -26,7 +26,7 @@ from sklearn.metrics import f1_score
 import pandas as pd
 
 from tasks.problems.baselines import per_gene_auroc
-from tasks.common.answers import claimed_value, extract_answer, gold_value, judge
+from tasks.common.answers import claimed_text, claimed_value, extract_answer, gold_value, judge
 from tasks.verifiers.formatting import format_ok
 
 PERTURB = {"perturb_de": ("yes", "no"), "perturb_dir": ("up", "down")}
@@ -61,10 +61,13 @@ def _choices(row) -> list[str] | None:
 
 
 def score_problem(row, text: str, tag: str) -> dict:
-    """One problem's score: the extracted answer, whether it is right (:func:`judge`), format."""
-    return {"extracted": extract_answer(text, tag),
+    """One problem's score: the extracted answer, whether it is right (:func:`judge`), format, and
+    what it claims (:func:`claimed_text`: the option it names, None when it names none)."""
+    extracted = extract_answer(text, tag)
+    return {"extracted": extracted,
             "correct": judge(text, row["answer"], row["answer_type"], _choices(row), tag),
-            "format_ok": format_ok(text, tag)}
+            "format_ok": format_ok(text, tag),
+            "claimed": claimed_text(extracted, row["answer_type"], _choices(row))}
 
 
 def score_completions(test: pd.DataFrame, completions: Sequence[str], n_tokens: Sequence[int],
@@ -77,7 +80,7 @@ def score_completions(test: pd.DataFrame, completions: Sequence[str], n_tokens: 
                      "completion": text, **score_problem(row, text, tag),
                      "completion_tokens": int(length)})
     return pd.DataFrame(rows, columns=["problem_id", "family", "answer_type", "answer", "completion",
-                                       "extracted", "correct", "format_ok", "completion_tokens"])
+                                       "extracted", "correct", "format_ok", "claimed", "completion_tokens"])
 
 
 def macro_f1(gold: Sequence[str], predicted: Sequence[str | None]) -> float:
@@ -93,12 +96,17 @@ def macro_f1(gold: Sequence[str], predicted: Sequence[str | None]) -> float:
 
 
 def family_metrics(scored: pd.DataFrame) -> dict[str, dict]:
-    """Accuracy, format rate and mean completion tokens per family; macro-F1 over label answers."""
+    """Accuracy, format rate and mean completion tokens per family; macro-F1 over label answers;
+    over multiple-choice answers, the share that name one of the options at all (a model that
+    cannot copy an option's text from its prompt answers with a name that is none of them)."""
     out = {}
     for family, group in scored.groupby("family", sort=True):
         entry = {"n": len(group), "accuracy": round(float(group["correct"].mean()), 4),
                  "format_rate": round(float(group["format_ok"].mean()), 4),
                  "mean_completion_tokens": round(float(group["completion_tokens"].mean()), 1)}
+        choice = group[group["answer_type"] == "multiple_choice"]
+        if len(choice):
+            entry["names_an_option"] = round(float(choice["claimed"].notna().mean()), 4)
         labels = group[group["answer_type"].isin(LABEL_TYPES)]
         if len(labels):
             gold = [gold_value(a, t) for a, t in zip(labels["answer"], labels["answer_type"])]
