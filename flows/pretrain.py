@@ -81,10 +81,16 @@ def pretrain_flow() -> None:
         texts, dropped_test = packing.drop_test_texts(texts, problems)
         packing.assert_no_test_text(texts, problems)
         texts["heldout"] = packing.heldout_mask(texts["doc_id"], p.heldout_fraction, seed)
-        train_texts, heldout_texts = texts.loc[~texts["heldout"], "text"], texts.loc[texts["heldout"], "text"]
+        heldout_texts = texts.loc[texts["heldout"], "text"]
         if heldout_texts.empty:
             raise InputError(DOCUMENTS, "table", f"no document fell in the held-out "
                              f"{p.heldout_fraction:.0%}: raise pretrain.heldout_fraction")
+        # the held-out slice keeps the corpus's own mix, so its loss compares across weightings
+        try:
+            weighted = packing.weight_sources(texts.loc[~texts["heldout"]], p.source_weights, seed)
+        except KeyError as err:
+            raise InputError("params.yaml", "pretrain.source_weights", err.args[0]) from None
+        train_texts = weighted["text"]
 
         with atomic_path(BASE) as out:
             base_info = save_base(p.model, out, train_texts, seed)
@@ -107,6 +113,7 @@ def pretrain_flow() -> None:
         shutil.rmtree(work)
 
         sources = texts.groupby(["source", "heldout"]).size().unstack(fill_value=0)
+        copies = weighted["source"].value_counts()
         metrics = {
             "base": base_info, **trained,
             "documents": {"train": int((~texts["heldout"]).sum()), "heldout": int(texts["heldout"].sum()),
@@ -115,7 +122,8 @@ def pretrain_flow() -> None:
             "epochs": trained["tokens_trained"] / train_tokens,
             "textify_tables_found": sorted({s.split(":")[1] for s in texts["source"]
                                             if s.startswith("textify:")}),
-            "per_source": {s: {"train": int(r.get(False, 0)), "heldout": int(r.get(True, 0))}
+            "per_source": {s: {"train": int(r.get(False, 0)), "heldout": int(r.get(True, 0)),
+                               "train_weighted": int(copies.get(s, 0))}
                            for s, r in sources.iterrows()},
         }
         train_curve, eval_curve = _curves(history)

@@ -60,3 +60,16 @@ def test_gather_texts_joins_corpus_and_textify(tmp_path):
 def test_missing_corpus_is_a_one_line_input_error(tmp_path):
     with pytest.raises(InputError, match="documents.parquet: file: missing"):
         packing.gather_texts(tmp_path / "documents.parquet", tmp_path, [])
+
+
+def test_weight_sources_copies_a_source_its_weight_on_average_and_names_an_unknown_one():
+    docs = pd.DataFrame({"source": ["a"] * 2000 + ["b"] * 10 + ["c"] * 5,
+                         "text": [f"t{i}" for i in range(2015)]})
+    out = packing.weight_sources(docs, {"a": 0.5, "b": 3, "c": 0}, seed=0)
+    counts = out["source"].value_counts()
+    assert 900 < counts["a"] < 1100 and counts["b"] == 30 and "c" not in counts
+    assert set(out.loc[out["source"] == "b", "text"].value_counts()) == {3}
+    # no weights: the same table, in the same order (the stream is unchanged)
+    assert packing.weight_sources(docs, {}, seed=0).equals(docs)
+    with pytest.raises(KeyError, match="no pretraining source corpus:nope; sources: a, b, c"):
+        packing.weight_sources(docs, {"corpus:nope": 2}, seed=0)

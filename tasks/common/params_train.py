@@ -5,7 +5,7 @@ Part of :mod:`tasks.common.params` (which parses the file and re-exports every s
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -35,6 +35,11 @@ class Pretrain(Section):
     textify_tables: list[Literal["cells", "dna", "proteins"]] = Field(
         default_factory=lambda: ["cells", "dna", "proteins"],
         description="data/textify tables whose texts join the corpus (skipped if the file is absent).")
+    source_weights: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="Source (e.g. textify:cells, corpus:markers; the names of "
+        "reports/pretrain/metrics.json's per_source) -> copies of each of its training documents in "
+        "the packed stream, on average: the mix the token budget draws from; 0 leaves a source out, "
+        "an unnamed source keeps 1, an unknown name is an error.")
     block_size: int = Field(256, gt=8, description="Tokens per packed training block.")
     heldout_fraction: float = Field(0.02, gt=0, lt=0.5, description="Documents held out for eval loss.")
     token_budget: int = Field(600_000, gt=0, description="Training tokens in all; sets max_steps. "

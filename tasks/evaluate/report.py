@@ -115,7 +115,7 @@ def report_markdown(metrics: dict, loglik_section: str = "") -> str:
         named = {c: {f: m["families"].get(f, {}).get("names_an_option") for f in named_rows}
                  for c, m in ckpts.items()}
         out += ["", "## Multiple-choice answers that name one of the options (generation; a letter counts "
-                "where the options are letters)", "", markdown_table(named_rows, named, {}, "family")]
+                "as the option it names)", "", markdown_table(named_rows, named, {}, "family")]
     f1_rows = [f for f in families if any("macro_f1" in m["families"][f] for m in ckpts.values())]
     if f1_rows:
         f1 = {c: {f: m["families"][f].get("macro_f1") for f in f1_rows} for c, m in ckpts.items()}

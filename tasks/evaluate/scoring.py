@@ -63,11 +63,11 @@ def _choices(row) -> list[str] | None:
 def score_problem(row, text: str, tag: str) -> dict:
     """One problem's score: the extracted answer, whether it is right (:func:`judge`), format, and
     what it claims (:func:`claimed_text`: the option it names, None when it names none)."""
-    extracted = extract_answer(text, tag)
+    extracted, choices = extract_answer(text, tag), _choices(row)
     return {"extracted": extracted,
-            "correct": judge(text, row["answer"], row["answer_type"], _choices(row), tag),
+            "correct": judge(text, row["answer"], row["answer_type"], choices, tag),
             "format_ok": format_ok(text, tag),
-            "claimed": claimed_text(extracted, row["answer_type"], _choices(row))}
+            "claimed": claimed_text(extracted, row["answer_type"], choices)}
 
 
 def score_completions(test: pd.DataFrame, completions: Sequence[str], n_tokens: Sequence[int],

@@ -10,6 +10,9 @@ array([[1, 2, 3, 0],
        [4, 5, 0, 1]], dtype=int32)
 >>> heldout_mask(pd.Series(["a", "b", "c"]), 0.0, seed=0).tolist()
 [False, False, False]
+>>> docs = pd.DataFrame({"source": ["corpus:markers", "corpus:hpo"], "text": ["CD3E marks T cells", "x"]})
+>>> weight_sources(docs, {"corpus:markers": 3, "corpus:hpo": 0}, seed=0)["text"].tolist()
+['CD3E marks T cells', 'CD3E marks T cells', 'CD3E marks T cells']
 """
 from __future__ import annotations
 
@@ -118,6 +121,20 @@ def heldout_mask(doc_ids: pd.Series, fraction: float, seed: int) -> pd.Series:
         return int.from_bytes(digest[:8], "big") / 2**64
 
     return doc_ids.map(unit) < fraction
+
+
+def weight_sources(texts: pd.DataFrame, weights: dict[str, float], seed: int) -> pd.DataFrame:
+    """Each document of a weighted source ``weight`` times on average: ``floor(weight)`` copies and
+    one more with probability ``frac(weight)`` (seeded); 0 leaves the source out, an unnamed source
+    keeps 1. With a token budget under one pass of the corpus, this sets the mix the model sees.
+    """
+    unknown = sorted(set(weights) - set(texts["source"]))
+    if unknown:
+        raise KeyError(f"no pretraining source {', '.join(unknown)}; sources: "
+                       f"{', '.join(sorted(texts['source'].unique()))}")
+    w = texts["source"].map(weights).fillna(1.0).to_numpy(dtype=float)
+    copies = np.floor(w).astype(int) + (np.random.default_rng(seed).random(len(w)) < w % 1)
+    return texts.loc[texts.index.repeat(copies)].reset_index(drop=True)
 
 
 def pack(token_lists: list[list[int]], block_size: int, separator: int) -> np.ndarray:
