@@ -4,6 +4,10 @@ Two outputs in one stage, because the embedded tokenizer is trained on the same 
 pretrained on: ``models/base`` (a tiny Qwen3 + BPE tokenizer built from ``pretrain.model``, or a
 pointer to a hub model) and ``models/pretrain`` (the trained model, always a full HF folder).
 
+With ``pretrain.drills.token_budget`` set, a second phase continues the pretrained model at a
+constant rate on copy drills mixed with corpus blocks (``tasks/train/drills.py``), and the lookup
+is measured on unseen drills before and after it (metrics.json ``drills``).
+
 Training runs in a child process (``tasks/train/pretrain.py``) through the training harness
 (``tasks/train/harness.py``), on the layout of ``base`` (``accelerate_config``, ``gpus``). Packed
 blocks and checkpoints live in ``scratch/pretrain/<key>/``, where the key hashes the params, the
@@ -29,7 +33,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.lm import modeling, sources
-from tasks.train import harness, packing
+from tasks.train import drills, harness, packing
 from tasks.common.errors import InputError, run_stage
 from tasks.lm.generate import generate
 from tasks.common.params import load_params
@@ -57,6 +61,34 @@ def _curves(history: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
                           for h in history if "eval_loss" in h]).drop_duplicates("step", keep="last")
     evals["eval_perplexity"] = evals["eval_loss"].map(perplexity)
     return train, evals
+
+
+def drill_phase(p, work: Path, corpus_model: Path, out: Path, corpus_blocks, heldout: Path,
+                seed: int, base, run_id: str) -> tuple[dict, list[dict]]:
+    """Continue ``corpus_model`` into ``out`` on drills mixed with corpus blocks; the phase's
+    metrics (the lookup on ``probe_drills`` unseen drills before and after) and its log history."""
+    d = p.drills
+    tokenizer = modeling.load_tokenizer(corpus_model)
+    n_blocks = -(-d.token_budget // p.block_size)
+    # a 4-name drill is about 45 tokens: generate more than the phase reads, never fewer
+    texts = drills.drills(d.probe_drills + n_blocks * p.block_size // 20, seed, d.options)
+    probe, train = texts[:d.probe_drills], pd.Series(texts[d.probe_drills:])
+    drill_blocks, drill_tokens = tokenize_and_pack(train, tokenizer, p.block_size, seed)
+    phase = work / "drills"
+    phase.mkdir(exist_ok=True)
+    packing.save_blocks(drills.mix_blocks(drill_blocks, corpus_blocks, d.share, n_blocks, seed),
+                        phase / "train.npy")
+    before = drills.copy_accuracy(modeling.load_model(corpus_model, tokenizer).eval(), tokenizer, probe)
+    params = p.model_copy(update={"token_budget": d.token_budget, "learning_rate": d.learning_rate,
+                                  "lr_scheduler": "constant_with_warmup", "warmup_ratio": 0.0})
+    trained = train_child("pretrain", phase, {
+        "params": params.model_dump(mode="json"), "base_dir": str(corpus_model), "output_dir": str(out),
+        "train_blocks": str(phase / "train.npy"), "heldout_blocks": str(heldout), "phase": "drills",
+        "checkpoint_dir": str(phase / "checkpoints"), "curve_path": str(phase / "history.json")},
+        base, run_id)
+    after = drills.copy_accuracy(modeling.load_model(out, tokenizer).eval(), tokenizer, probe)
+    history = json.loads((phase / "history.json").read_text())
+    return {**trained, "drill_tokens": drill_tokens, "copy_before": before, "copy_after": after}, history
 
 
 def check_base(model) -> None:
@@ -104,12 +136,19 @@ def pretrain_flow() -> None:
         packing.save_blocks(train_blocks, work / "train.npy")
         packing.save_blocks(heldout_blocks, work / "heldout.npy")
         with atomic_path(MODEL) as out:
+            corpus_model = work / "corpus_model" if p.drills.token_budget else out
             trained = train_child("pretrain", work, {
-                "params": p.model_dump(mode="json"), "base_dir": str(BASE), "output_dir": str(out),
+                "params": p.model_dump(mode="json"), "base_dir": str(BASE), "output_dir": str(corpus_model),
                 "train_blocks": str(work / "train.npy"), "heldout_blocks": str(work / "heldout.npy"),
                 "checkpoint_dir": str(work / "checkpoints"), "curve_path": str(work / "history.json")},
                 params.base, run.run_id)
-        history = json.loads((work / "history.json").read_text())
+            history = json.loads((work / "history.json").read_text())
+            drilled = None
+            if p.drills.token_budget:
+                drilled, drill_history = drill_phase(p, work, corpus_model, out, train_blocks,
+                                                     work / "heldout.npy", seed, params.base, run.run_id)
+                # one curve: the drill phase's steps follow the corpus phase's
+                history += [{**h, "step": h["step"] + trained["steps"]} for h in drill_history[1:]]
         shutil.rmtree(work)
 
         sources = texts.groupby(["source", "heldout"]).size().unstack(fill_value=0)
@@ -125,12 +164,17 @@ def pretrain_flow() -> None:
             "per_source": {s: {"train": int(r.get(False, 0)), "heldout": int(r.get(True, 0)),
                                "train_weighted": int(copies.get(s, 0))}
                            for s, r in sources.iterrows()},
+            "drills": drilled,
         }
+        # the stage's model is the last phase's: its held-out loss is the stage's
+        final = drilled or trained
         train_curve, eval_curve = _curves(history)
         write_csv(train_curve, REPORTS / "loss.csv")
         write_csv(eval_curve, REPORTS / "eval_loss.csv")
         write_json(metrics, REPORTS / "metrics.json")
-        summary = {"eval_loss": round(metrics["eval_loss_after"], 4), "train_loss": round(metrics["train_loss"], 4)}
+        summary = {"eval_loss": round(final["eval_loss_after"], 4), "train_loss": round(final["train_loss"], 4)}
+        if drilled:
+            summary["drill_copy_whole"] = drilled["copy_after"]["whole"]
         write_json(summary, REPORTS / "summary.json")
         run.log_metrics({k: v for k, v in metrics.items() if k != "per_source"})
         run.publish(summary)

@@ -11,15 +11,15 @@ from tasks.common.storage import write_table
 from tests.conftest import PROJECT, toy_texts
 
 
-@pytest.mark.slow
-def test_pretrain_flow_writes_models_reports_and_curves(mlflow_uri, tmp_path):
+def write_inputs(tmp_path, **smoke) -> None:
+    """params.yaml (a 1-layer smoke model, 6 steps of 4 x 32 tokens), corpus, cells and problems."""
     raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params = {"base": {"seed": 0, "profile": "smoke"}, "pretrain": raw["pretrain"]}
     params["pretrain"]["profiles"]["smoke"].update(
         model={"vocab_size": 600, "layers": 1, "hidden": 64, "heads": 2, "kv_heads": 1,
                "intermediate": 64, "max_positions": 256},
         heldout_fraction=0.1, block_size=32, token_budget=32 * 4 * 6, logging_steps=2,
-        eval_steps=3, save_steps=3)
+        eval_steps=3, save_steps=3, **smoke)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     texts = toy_texts(200)
     docs = pd.DataFrame({"doc_id": [f"d{i}" for i in range(200)], "source": "toy", "title": "t",
@@ -38,6 +38,10 @@ def test_pretrain_flow_writes_models_reports_and_curves(mlflow_uri, tmp_path):
     table.at[first, "source_ids"] = ["c0"]
     write_table(table, tmp_path / "data/problems/problems.parquet", schemas.Problems)
 
+
+@pytest.mark.slow
+def test_pretrain_flow_writes_models_reports_and_curves(mlflow_uri, tmp_path):
+    write_inputs(tmp_path)
     from flows.pretrain import pretrain_flow
 
     pretrain_flow()
@@ -64,3 +68,30 @@ def test_pretrain_flow_writes_models_reports_and_curves(mlflow_uri, tmp_path):
     run = client.search_runs(client.get_experiment_by_name("omicsforge").experiment_id)[0]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "pretrain/train/loss")] == [2, 4, 6]
     assert "pretrain/train/eval_perplexity" in run.data.metrics
+
+
+@pytest.mark.slow
+def test_drill_phase_continues_the_model_and_measures_the_lookup_before_and_after(mlflow_uri, tmp_path):
+    write_inputs(tmp_path, drills={"token_budget": 32 * 4 * 4, "probe_drills": 5})
+    from flows.pretrain import pretrain_flow
+
+    pretrain_flow()
+
+    metrics = json.loads((tmp_path / "reports/pretrain/metrics.json").read_text())
+    drilled = metrics["drills"]
+    assert metrics["steps"] == 6 and drilled["steps"] == 4 and drilled["tokens_trained"] == 32 * 4 * 4
+    assert drilled["copy_before"]["names"] == drilled["copy_after"]["names"] == 5 * 4
+    # the corpus phase's model is where the drill phase starts
+    assert drilled["eval_loss_before"] == pytest.approx(metrics["eval_loss_after"], rel=1e-5)
+    summary = json.loads((tmp_path / "reports/pretrain/summary.json").read_text())
+    assert summary["eval_loss"] == round(drilled["eval_loss_after"], 4)
+    assert summary["drill_copy_whole"] == drilled["copy_after"]["whole"]
+    assert pd.read_csv(tmp_path / "reports/pretrain/loss.csv")["step"].tolist() == [2, 4, 6, 8, 10]
+    assert pd.read_csv(tmp_path / "reports/pretrain/eval_loss.csv")["step"].iloc[-1] == 10
+    assert list((tmp_path / "scratch/pretrain").iterdir()) == []
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    run = client.search_runs(client.get_experiment_by_name("omicsforge").experiment_id)[0]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "pretrain/drills/loss")] == [2, 4]
+    assert run.data.metrics["pretrain/drills/copy_after/names"] == 20

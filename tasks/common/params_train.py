@@ -28,6 +28,20 @@ class BaseModelParams(Section):
     rope_theta: float = Field(10000.0, gt=0, description="RoPE base frequency.")
 
 
+class Drills(Section):
+    """A phase after pretraining: copy drills mixed with corpus blocks (``tasks/train/drills.py``)."""
+    token_budget: int = Field(3_072_000, ge=0, description="Training tokens of the phase, drills and "
+                              "corpus together (steps = budget / (block_size x batch_size x grad_accum "
+                              "x processes); 1,500 steps of the default); 0: no drill phase.")
+    share: float = Field(0.5, gt=0, le=1, description="Fraction of the phase's blocks that are drills.")
+    learning_rate: float = Field(1e-3, gt=0, description="Constant rate of the phase (no warm-up, no "
+                                 "decay: the lookup appears after a plateau that a decaying rate may "
+                                 "not get past).")
+    options: int = Field(4, ge=2, le=26, description="Names listed in each drill.")
+    probe_drills: int = Field(200, gt=0, description="Drills never trained on that measure the lookup "
+                              "before and after the phase (reports/pretrain/metrics.json drills).")
+
+
 class Pretrain(Section):
     # Hardware (accelerate config, GPU slots) comes from base: one layout for every stage.
     model: BaseModelParams = Field(default_factory=BaseModelParams,
@@ -40,6 +54,7 @@ class Pretrain(Section):
         "reports/pretrain/metrics.json's per_source) -> copies of each of its training documents in "
         "the packed stream, on average: the mix the token budget draws from; 0 leaves a source out, "
         "an unnamed source keeps 1, an unknown name is an error.")
+    drills: Drills = Field(default_factory=Drills, description="Copy drills after pretraining.")
     block_size: int = Field(256, gt=8, description="Tokens per packed training block.")
     heldout_fraction: float = Field(0.02, gt=0, lt=0.5, description="Documents held out for eval loss.")
     token_budget: int = Field(600_000, gt=0, description="Training tokens in all; sets max_steps. "

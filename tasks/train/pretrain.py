@@ -8,8 +8,9 @@ accelerate config) and resumes from the newest checkpoint in ``checkpoint_dir`` 
 
 Outputs (main process only): the model and tokenizer in ``output_dir``; ``metrics_path`` with
 held-out loss/perplexity before and after, steps and tokens; ``curve_path`` with the log history.
-Loss curves go live to the stage's MLflow run as ``pretrain/train/<metric>`` (``loss``,
-``eval_loss``, ``eval_perplexity``, ``learning_rate``...) when ``MLFLOW_RUN_ID`` is set
+Loss curves go live to the stage's MLflow run as ``pretrain/<phase>/<metric>`` (``loss``,
+``eval_loss``, ``eval_perplexity``, ``learning_rate``...; phase ``train``, or ``drills`` for the
+drill phase: run.json's ``phase``) when ``MLFLOW_RUN_ID`` is set
 (:class:`tasks.train.mlflow_log.MlflowLog`).
 
 >>> perplexity(0.0)
@@ -54,10 +55,10 @@ class Blocks(torch.utils.data.Dataset):
 
 
 class PretrainLog(MlflowLog):
-    """The stage's live curve (``pretrain/train/<metric>``), with the held-out perplexity."""
+    """The stage's live curve (``pretrain/<phase>/<metric>``), with the held-out perplexity."""
 
-    def __init__(self) -> None:
-        super().__init__("pretrain", "train")
+    def __init__(self, phase: str = "train") -> None:
+        super().__init__("pretrain", phase)
 
     def values(self, entry: dict[str, Any]) -> dict[str, float]:
         values = super().values(entry)
@@ -107,7 +108,7 @@ def train(cfg: dict[str, Any]) -> dict[str, Any] | None:
     checkpoint_dir = Path(cfg["checkpoint_dir"])
     args = training_arguments(p, str(checkpoint_dir), max_steps, cfg["seed"], cfg["gpus"])
     trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=heldout,
-                      processing_class=tokenizer, callbacks=[PretrainLog()])
+                      processing_class=tokenizer, callbacks=[PretrainLog(cfg.get("phase", "train"))])
     last = last_complete_checkpoint(checkpoint_dir)
     before_file = checkpoint_dir / BEFORE
     if last and before_file.exists():
