@@ -2,7 +2,7 @@
 accuracy, paired problem by problem, per seed and pooled over the seeds.
 
     PYTHONPATH=$PWD python bench/ab.py --before REV REV ... --after REV REV ... [--checkpoint sft]
-        [--metric loglik|format]
+        [--metric loglik|format|generation]
 
 Each REV is a commit or a ``dvc exp`` experiment (``git for-each-ref refs/exps`` lists them; what
 ``bench/seeds.py --keep`` leaves) whose ``dvc.lock`` holds an evaluate stage; ``--before`` and
@@ -13,7 +13,8 @@ every seed's problems together (each family's problems of all seeds resampled to
 over families as the headline). Each run's ``data/evaluate/loglik.parquet`` is read at its revision
 from the DVC cache (``dvc.api.read``), so nothing is rerun and the workspace is not touched.
 ``--metric format`` pairs format compliance instead (``format_ok`` of the greedy replies in
-``data/evaluate/predictions.parquet``, every generated problem, open answers included).
+``data/evaluate/predictions.parquet``, every generated problem, open answers included), and
+``--metric generation`` the generation accuracy of those replies (``correct``).
 ``--exclude FAMILY ...`` leaves families out of both runs: a change that redefines what a family's
 options are (long options scored as letters) is compared on the families it left as they were.
 
@@ -70,7 +71,14 @@ def format_compliance(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
     return table[["problem_id", "family"]].assign(correct=table["format_ok"])
 
 
-METRICS = {"loglik": loglik, "format": format_compliance}  # the same signature; format ignores mode
+def generation(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
+    """The run's per-problem generation accuracy of ``checkpoint``: its greedy reply's answer."""
+    table = format_compliance(rev, checkpoint, mode)
+    return table.assign(correct=read(PREDICTIONS, rev).loc[table.index, "correct"])
+
+
+# the same signature; format and generation ignore mode
+METRICS = {"loglik": loglik, "format": format_compliance, "generation": generation}
 
 
 def main() -> None:
@@ -98,7 +106,8 @@ def main() -> None:
     both = pd.concat(pooled, ignore_index=True)
     runs["pooled"] = paired_bootstrap(both["b"], both["a"], both["family"])
 
-    what = "format compliance" if args.metric == "format" else f"{args.mode} log-likelihood"
+    what = {"format": "format compliance", "generation": "generation accuracy"}.get(
+        args.metric, f"{args.mode} log-likelihood")
     left_out = f", without {', '.join(args.exclude)}" if args.exclude else ""
     print(f"{args.checkpoint} ({what}{left_out}), after - before, 95% paired bootstrap")
     for name, table in runs.items():

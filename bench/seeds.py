@@ -85,7 +85,9 @@ def restore_head(branch: str) -> None:
     if branch:
         run(["git", "checkout", "-q", branch])
     try:
-        run(["dvc", "checkout", "--quiet"])
+        # --force: a seed killed halfway leaves outputs of its own in the workspace, which a plain
+        # checkout refuses to overwrite (they are the experiment's, not HEAD's)
+        run(["dvc", "checkout", "--force", "--quiet"])
     except subprocess.CalledProcessError as err:
         # a workspace whose cache lacks HEAD's outputs (a fresh clone that never ran the committed
         # chain): the experiments are done and kept in git, so their numbers are still read below
