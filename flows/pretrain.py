@@ -70,8 +70,8 @@ def drill_phase(p, work: Path, corpus_model: Path, out: Path, corpus_blocks, hel
     d = p.drills
     tokenizer = modeling.load_tokenizer(corpus_model)
     n_blocks = -(-d.token_budget // p.block_size)
-    # a 4-name drill is about 45 tokens: generate more than the phase reads, never fewer
-    texts = drills.drills(d.probe_drills + n_blocks * p.block_size // 20, seed, d.options)
+    # a 4-name drill is about 45 tokens: enough for a phase of drills alone (share 1)
+    texts = drills.drills(d.probe_drills + n_blocks * p.block_size // 40, seed, d.options)
     probe, train = texts[:d.probe_drills], pd.Series(texts[d.probe_drills:])
     drill_blocks, drill_tokens = tokenize_and_pack(train, tokenizer, p.block_size, seed)
     phase = work / "drills"
@@ -88,7 +88,9 @@ def drill_phase(p, work: Path, corpus_model: Path, out: Path, corpus_blocks, hel
         base, run_id)
     after = drills.copy_accuracy(modeling.load_model(out, tokenizer).eval(), tokenizer, probe)
     history = json.loads((phase / "history.json").read_text())
-    return {**trained, "drill_tokens": drill_tokens, "copy_before": before, "copy_after": after}, history
+    # the phase reads share x token_budget of the drill tokens generated
+    return {**trained, "drill_tokens_generated": drill_tokens, "copy_before": before,
+            "copy_after": after}, history
 
 
 def check_base(model) -> None:

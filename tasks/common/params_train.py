@@ -30,9 +30,10 @@ class BaseModelParams(Section):
 
 class Drills(Section):
     """A phase after pretraining: copy drills mixed with corpus blocks (``tasks/train/drills.py``)."""
-    token_budget: int = Field(3_072_000, ge=0, description="Training tokens of the phase, drills and "
-                              "corpus together (steps = budget / (block_size x batch_size x grad_accum "
-                              "x processes); 1,500 steps of the default); 0: no drill phase.")
+    token_budget: int = Field(0, ge=0, description="Training tokens of the phase, drills and corpus "
+                              "together (steps = budget / (block_size x batch_size x grad_accum x "
+                              "processes)); 0: no drill phase. 3,072,000 (1,500 steps of the default) "
+                              "taught the lookup (README, Results).")
     share: float = Field(0.5, gt=0, le=1, description="Fraction of the phase's blocks that are drills.")
     learning_rate: float = Field(1e-3, gt=0, description="Constant rate of the phase (no warm-up, no "
                                  "decay: the lookup appears after a plateau that a decaying rate may "
