@@ -41,7 +41,7 @@ def write_inputs(tmp_path, **smoke) -> None:
 
 @pytest.mark.slow
 def test_pretrain_flow_writes_models_reports_and_curves(mlflow_uri, tmp_path):
-    write_inputs(tmp_path)
+    write_inputs(tmp_path, drills={"token_budget": 0})  # the smoke profile's drill phase off
     from flows.pretrain import pretrain_flow
 
     pretrain_flow()
