@@ -62,19 +62,23 @@ def loglik(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
     return table[["problem_id", "family", "correct"]]
 
 
-def format_compliance(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
-    """The run's per-problem format compliance of ``checkpoint``'s greedy reply, as ``correct``."""
+def replies(rev: str, checkpoint: str, column: str) -> pd.DataFrame:
+    """One column of the run's greedy replies of ``checkpoint``, per problem, as ``correct``."""
     table = read(PREDICTIONS, rev)
     table = table[table["checkpoint"] == checkpoint]
     if table.empty:
         raise SystemExit(f"bench/ab.py: {rev}: no generated rows of {checkpoint!r} in {PREDICTIONS}")
-    return table[["problem_id", "family"]].assign(correct=table["format_ok"])
+    return table[["problem_id", "family"]].assign(correct=table[column])
+
+
+def format_compliance(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
+    """The run's per-problem format compliance of ``checkpoint``'s greedy reply."""
+    return replies(rev, checkpoint, "format_ok")
 
 
 def generation(rev: str, checkpoint: str, mode: str) -> pd.DataFrame:
     """The run's per-problem generation accuracy of ``checkpoint``: its greedy reply's answer."""
-    table = format_compliance(rev, checkpoint, mode)
-    return table.assign(correct=read(PREDICTIONS, rev).loc[table.index, "correct"])
+    return replies(rev, checkpoint, "correct")
 
 
 # the same signature; format and generation ignore mode
