@@ -4,8 +4,11 @@
 
 Prints one JSON line: tokens/s of each engine, their ratio, vLLM's engine start-up seconds, and the
 generated-token count from which vLLM pays for its start (``generation.vllm_min_tokens`` in
-params.yaml is set from it). Greedy by default, so both engines generate the same tokens; vLLM's
-overhead is the child process's whole wall time less its generation time (imports + engine start).
+params.yaml is set from it). vLLM runs twice, side by side: its engine core in the child that
+generates (``generation.vllm_engine_process: false``, the CPU default) and in a process of its own
+(vLLM's default), with the ratio of their wall times and whether they return the same tokens.
+Greedy by default, so every engine generates the same tokens; vLLM's overhead is the child
+process's whole wall time less its generation time (imports + engine start).
 Without ``--model`` a tiny model is built from a config in a temporary folder.
 """
 from __future__ import annotations
@@ -47,27 +50,35 @@ def main() -> None:
                      f"IL7R</cell>? Case {i}."}] for i in range(args.prompts)]
         settings = Generation(batch_size=args.batch_size, max_model_len=512)
         common = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=1.0,
-                      n=1, seed=0, settings=settings)
-        hf = generate_transformers(model, prompts, **common)
-        start = time.perf_counter()
-        vl = generate_vllm(model, prompts, **common)
-        vllm_wall = time.perf_counter() - start
-    hf_rate, vl_rate = hf.stats["tokens_per_second"], vl.stats["tokens_per_second"]
-    startup = vl.stats["engine_start_seconds"]
-    overhead = vllm_wall - vl.stats["generate_seconds"]
-    # vLLM wins once tokens / hf_rate > overhead + tokens / vl_rate
-    break_even = overhead / (1 / hf_rate - 1 / vl_rate) if vl_rate > hf_rate else None
-    print(json.dumps({
-        "prompts": args.prompts, "max_new_tokens": args.max_new_tokens,
-        "transformers": {"tokens": hf.stats["generated_tokens"], "seconds": round(hf.stats["generate_seconds"], 2),
-                         "tokens_per_second": round(hf_rate, 1)},
-        "vllm": {"tokens": vl.stats["generated_tokens"], "seconds": round(vl.stats["generate_seconds"], 2),
-                 "tokens_per_second": round(vl_rate, 1), "engine_start_seconds": round(startup, 1),
-                 "child_process_wall_seconds": round(vllm_wall, 1),
-                 "overhead_seconds": round(overhead, 1)},
-        "vllm_over_transformers": round(vl_rate / hf_rate, 2),
-        "break_even_generated_tokens": round(break_even) if break_even else None,
-    }))
+                      n=1, seed=0)
+        hf = generate_transformers(model, prompts, settings=settings, **common)
+        vllm = {}
+        for label, own_process in (("vllm", False), ("vllm_engine_process", True)):
+            start = time.perf_counter()
+            out = generate_vllm(model, prompts, settings=settings.model_copy(
+                update={"vllm_engine_process": own_process}), **common)
+            vllm[label] = (out, time.perf_counter() - start)
+    hf_rate = hf.stats["tokens_per_second"]
+    report = {"prompts": args.prompts, "max_new_tokens": args.max_new_tokens,
+              "transformers": {"tokens": hf.stats["generated_tokens"],
+                               "seconds": round(hf.stats["generate_seconds"], 2),
+                               "tokens_per_second": round(hf_rate, 1)}}
+    for label, (out, wall) in vllm.items():
+        rate, overhead = out.stats["tokens_per_second"], wall - out.stats["generate_seconds"]
+        # vLLM wins once tokens / hf_rate > overhead + tokens / rate
+        break_even = overhead / (1 / hf_rate - 1 / rate) if rate > hf_rate else None
+        report[label] = {"tokens": out.stats["generated_tokens"],
+                         "seconds": round(out.stats["generate_seconds"], 2),
+                         "tokens_per_second": round(rate, 1),
+                         "engine_start_seconds": round(out.stats["engine_start_seconds"], 1),
+                         "child_process_wall_seconds": round(wall, 1), "overhead_seconds": round(overhead, 1),
+                         "over_transformers": round(rate / hf_rate, 2),
+                         "break_even_generated_tokens": round(break_even) if break_even else None}
+    report["engine_process_wall_over_in_process"] = round(vllm["vllm_engine_process"][1] / vllm["vllm"][1], 2)
+    texts = {label: out.texts for label, (out, _) in vllm.items()}
+    report["same_tokens"] = {"vllm_engine_process_vs_vllm": texts["vllm_engine_process"] == texts["vllm"],
+                             "vllm_vs_transformers": texts["vllm"] == hf.texts}
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

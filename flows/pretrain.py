@@ -63,12 +63,12 @@ def _curves(history: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return train, evals
 
 
-def drill_phase(p, work: Path, corpus_model: Path, out: Path, corpus_blocks, heldout: Path,
+def drill_phase(p, work: Path, corpus_model: Path, out: Path, tokenizer, corpus_blocks, heldout: Path,
                 seed: int, base, run_id: str) -> tuple[dict, list[dict]]:
-    """Continue ``corpus_model`` into ``out`` on drills mixed with corpus blocks; the phase's
-    metrics (the lookup on ``probe_drills`` unseen drills before and after) and its log history."""
+    """Continue ``corpus_model`` (and its ``tokenizer``, the base's) into ``out`` on drills mixed with
+    corpus blocks; the phase's metrics (the lookup on ``probe_drills`` unseen drills before and
+    after) and its log history."""
     d = p.drills
-    tokenizer = modeling.load_tokenizer(corpus_model)
     n_blocks = -(-d.token_budget // p.block_size)
     # a 4-name drill is about 45 tokens: enough for a phase of drills alone (share 1)
     texts = drills.drills(d.probe_drills + n_blocks * p.block_size // 40, seed, d.options)
@@ -147,7 +147,7 @@ def pretrain_flow() -> None:
             history = json.loads((work / "history.json").read_text())
             drilled = None
             if p.drills.token_budget:
-                drilled, drill_history = drill_phase(p, work, corpus_model, out, train_blocks,
+                drilled, drill_history = drill_phase(p, work, corpus_model, out, tokenizer, train_blocks,
                                                      work / "heldout.npy", seed, params.base, run.run_id)
                 # one curve: the drill phase's steps follow the corpus phase's
                 history += [{**h, "step": h["step"] + trained["steps"]} for h in drill_history[1:]]

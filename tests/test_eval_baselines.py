@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from tasks.evaluate.baselines import (baseline_table, cell_type_logreg, chance, correctness, majority,
-                                      options_of, perturb_gene_rate, protein_kmer_logreg)
+                                      options_of, perturb_gene_rate, phenotype_name_overlap,
+                                      protein_kmer_logreg)
 
 MARKERS = {"T cell": ["CD3D", "CD3E", "IL7R"], "B cell": ["MS4A1", "CD79A", "CD19"],
            "NK cell": ["NKG7", "GNLY", "KLRD1"]}
@@ -133,3 +134,31 @@ def test_baseline_table_by_answer_type():
     assert set(logreg.index) == {"label", "multiple_choice"}
     assert logreg.loc["label", "expected_chance"] == pytest.approx(1 / 3)  # the train label set
     assert logreg.loc["multiple_choice", "expected_chance"] == pytest.approx(1 / 3)
+
+
+def disease_row(pid, phenotypes, choices, answer, split="test"):
+    lines = "\n".join(f"- {name} (HP:{i:07d})" for i, name in enumerate(phenotypes))
+    prompt = (f"A patient presents with the following phenotypes (HPO terms):\n{lines}\n"
+              "Which disease is the most likely diagnosis?")
+    return row(pid, "rare_disease", "multiple_choice", answer, split, prompt, choices)
+
+
+def test_phenotype_name_overlap_picks_the_disease_named_after_the_patients_phenotypes():
+    diseases = ["Achromatopsia 3, autosomal recessive (OMIM:262300)",
+                "Amyotrophic lateral sclerosis 2, juvenile (OMIM:205100)",
+                "Spastic paraplegia 30, autosomal recessive (OMIM:610357)"]
+    test = pd.DataFrame([
+        disease_row("d1", ["Achromatopsia", "Photophobia", "Autosomal recessive inheritance"],
+                    diseases, diseases[0]),
+        # the inheritance words name every recessive disease alike: they break no tie
+        disease_row("d2", ["Spasticity", "Paraplegia", "Autosomal recessive inheritance"],
+                    diseases, diseases[2]),
+        row("c1", "cell_type", "label", "T cell", "test")])
+    picks = phenotype_name_overlap(test.iloc[:0], test)
+    assert list(picks) == ["A", "C", None]  # long options are answered by their letter
+    assert list(correctness(test, picks, options_of(test.iloc[:0], test)))[:2] == [True, True]
+    # nothing shared: a seeded pick among all the options, the same for the same seed
+    blank = pd.DataFrame([disease_row(f"b{i}", ["Fever"], diseases, diseases[0]) for i in range(30)])
+    first = phenotype_name_overlap(blank.iloc[:0], blank, seed=1)
+    assert list(first) == list(phenotype_name_overlap(blank.iloc[:0], blank, seed=1))
+    assert set(first) == {"A", "B", "C"}

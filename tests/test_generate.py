@@ -90,6 +90,10 @@ def test_vllm_generates_the_same_greedy_text(tiny_base):
     more = generate(model_dir, [*CHATS[:2], "<cell>CD3D CD3E"], max_new_tokens=12, temperature=1.0,
                     n=3, seed=5, engine="vllm", settings=settings)
     assert more[:2] == sampled
+    # where vLLM's engine core runs (this child or a process of its own) changes no token
+    own_process = settings.model_copy(update={"vllm_engine_process": True})
+    assert generate(model_dir, CHATS[:2], max_new_tokens=12, temperature=1.0, n=3, seed=5,
+                    engine="vllm", settings=own_process) == sampled
     assert len(set(sampled[0])) > 1  # the n samples of one prompt are not copies of one
 
 

@@ -158,12 +158,18 @@ class Generation(Section):
     engine: Literal["auto", "vllm", "transformers"] = Field(
         "auto", description="auto: vLLM when a call generates at least vllm_min_tokens.")
     vllm_min_tokens: int = Field(20000, ge=0, description="prompts x n x max_new_tokens from which "
-                                 "vLLM's engine start (~40-50 s on CPU) pays for itself.")
+                                 "vLLM's start pays for itself (bench/generate.py).")
     batch_size: int = Field(16, gt=0, description="Prompts per transformers generate/forward batch.")
     max_model_len: int = Field(2048, gt=0, description="vLLM context length (prompt + completion).")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights dtype.")
     kv_cache_gib: int = Field(1, gt=0, description="VLLM_CPU_KVCACHE_SPACE on CPU.")
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM share of GPU memory.")
+    vllm_engine_process: bool = Field(
+        False, description="Run vLLM's engine core in a process of its own (vLLM's default, "
+        "VLLM_ENABLE_V1_MULTIPROCESSING=1) rather than in the generating process. On 2 CPU cores the "
+        "second process costs its own imports and contends with the first: in-process, evaluate's "
+        "sft generation took 33.7 s instead of 62.0 s (engine start 2.3 s instead of 16.1) for the "
+        "same token ids (bench/generate.py).")
 
 
 VerifierName = Literal["correctness", "format", "length", "repetition", "cell_type", "tf_binding",

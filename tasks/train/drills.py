@@ -13,8 +13,9 @@ Each name after ``is`` is in the list above and nowhere else: the names are draw
 memorised name helps, and writing one takes finding its letter's line and copying what follows,
 the job of an induction head. The families whose test entities the model has never seen (a
 patient's causal gene, the factor binding a window) ask it to write back a name it has only read in
-its prompt; without this it cannot (README, ``bench/option_copy.py``). Random names also keep the
-drills free of every test entity.
+its prompt; without this it cannot: the sft model finished 0 of 100 causal_gene and tf_binding
+options from their first token, and 0.71 / 0.61 after 1,500 steps of this phase (README,
+``bench/option_copy.py``). Random names also keep the drills free of every test entity.
 
 The pretrain stage continues the pretrained model on drills mixed with corpus blocks
 (``pretrain.drills``) and measures the lookup on drills it never trained on
@@ -29,12 +30,14 @@ A is QNHIBB. B is QX.
 """
 from __future__ import annotations
 
+import re
 import string
 from typing import Any
 
 import numpy as np
 
 LETTERS = string.ascii_uppercase
+_ASK = re.compile(r"[A-Z] is ([A-Z0-9]+)\.")  # "B is DGR11.": the name a drill asks for
 
 
 def random_name(rng: np.random.Generator) -> str:
@@ -92,11 +95,10 @@ def copy_accuracy(model: Any, tokenizer: Any, docs: list[str]) -> dict[str, floa
         with torch.no_grad():
             logits = model(torch.tensor([ids])).logits[0]
         predicted = logits.argmax(-1).tolist()
-        for ask in asks.split(". "):
-            name = ask.rstrip(".").split(" is ", 1)[1]
-            lo = start + asks.index(ask) + len(ask.rstrip(".")) - len(name)
+        for ask in _ASK.finditer(asks):
+            lo, hi = start + ask.start(1), start + ask.end(1)
             # the name's tokens: those that start inside it (a leading space belongs to it)
-            span = [i for i, (a, b) in enumerate(offsets) if lo - 1 <= a < lo + len(name) and b > a]
+            span = [i for i, (a, b) in enumerate(offsets) if lo - 1 <= a < hi and b > a]
             right = [predicted[i - 1] == ids[i] for i in span if i > 0]
             first += right[0]
             rest += all(right[1:])
