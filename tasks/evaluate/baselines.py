@@ -253,7 +253,7 @@ def phenotype_name_overlap(train: pd.DataFrame, test: pd.DataFrame, seed: int = 
     te = _only(test, "rare_disease")
     picks = []
     for r, o in zip(te.to_dict("records"), options_of(train, te)):
-        if not o.scorable or len(r["choices"]) != len(o.options):  # the options as written (letters)
+        if not o.scorable or r["answer_type"] != "multiple_choice":  # it reads the options' names
             picks.append(None)
             continue
         patient = set().union(*map(name_words, _PHENOTYPE.findall(r["prompt"])))
