@@ -11,7 +11,8 @@ log-likelihood scoring (``tasks/evaluate/loglik.py``) of the ``--eval`` families
 trained ones) on their whole test split and on 60 train problems each. Prints one JSON line:
 accuracy, chance and n per family and split, steps, loss, seconds. The first command above is
 the answer phase on one family; the second, from its model, the stage's cold start on all
-families: together they show how much a phase keeps of what the one before taught.
+families: together they show how much a phase keeps of what the one before taught. ``--epochs 0``
+trains nothing and scores ``--start`` as it is (``--start models/sft``: the stage's final model).
 ``--format N`` also generates greedy replies to the reasoning prompt of N test problems per
 family and counts the well-formed ones (evaluate's ``format_ok``) and those opening with
 ``<think>``: the final sft model of the current ``dvc.lock``, for example, 27 and 49 of 50 at N=5.
@@ -82,6 +83,11 @@ def main() -> None:
     a = parser.parse_args()
     params = load_params(require=("sft",))
     tag = Verifiers.answer_tag_of(params)
+    if a.epochs == 0:  # no phase: score --start as it is (the stage's own models/sft, say)
+        problems = pd.read_parquet("data/problems/problems.parquet")
+        families = a.eval or a.families or sorted(problems["family"].unique())
+        print(json.dumps({"args": vars(a), **score(a.start, problems, families, tag)}))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
         for i, path in enumerate(a.data):
