@@ -27,16 +27,14 @@ from tasks.common.params import Verifiers, load_params
 from tasks.common.prompts import load_prompts, problem_messages
 from tasks.evaluate.baselines import correctness, options_of, phenotype_name_overlap
 from tasks.evaluate.loglik import contexts, score_options
-from tasks.evaluate.stats import wilson
+from tasks.evaluate.stats import accuracy_ci
 from tasks.lm.modeling import load_model, load_tokenizer
 
 FORMS = {"name_and_id": lambda c: c, "name": lambda c: re.sub(r" \(OMIM:\d+\)$", "", c)}
 
 
 def accuracy(correct: list[bool]) -> dict:
-    k, n = int(sum(correct)), len(correct)
-    low, high = wilson(k, n)
-    return {"acc": round(k / n, 3), "low": round(low, 3), "high": round(high, 3), "n": n}
+    return {k: round(v, 3) for k, v in accuracy_ci(correct).items()}
 
 
 def main() -> None:
@@ -46,9 +44,6 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     args = parser.parse_args()
 
-    import torch
-
-    torch.manual_seed(0)
     tag = Verifiers.answer_tag_of(load_params())
     problems = pd.read_parquet(args.problems)
     rows = problems[(problems["family"] == "rare_disease") & (problems["split"] == args.split)]

@@ -83,9 +83,9 @@ def main() -> None:
     a = parser.parse_args()
     params = load_params(require=("sft",))
     tag = Verifiers.answer_tag_of(params)
+    problems = pd.read_parquet("data/problems/problems.parquet")
+    families = a.eval or a.families or sorted(problems["family"].unique())
     if a.epochs == 0:  # no phase: score --start as it is (the stage's own models/sft, say)
-        problems = pd.read_parquet("data/problems/problems.parquet")
-        families = a.eval or a.families or sorted(problems["family"].unique())
         print(json.dumps({"args": vars(a), **score(a.start, problems, families, tag)}))
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,8 +109,6 @@ def main() -> None:
         seconds = time.perf_counter() - start
         if a.save:
             shutil.copytree(trained["final_model"], a.save, dirs_exist_ok=True)
-        problems = pd.read_parquet("data/problems/problems.parquet")
-        families = a.eval or a.families or sorted(problems["family"].unique())
         result = score(trained["final_model"], problems, families, tag)
         if a.format:
             result["format"] = format_rate(trained["final_model"], problems, a.format, tag, params)
