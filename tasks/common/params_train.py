@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, PositiveInt
 
 from tasks.common.params_data import Section
 from tasks.common.prompts import PromptStyle
@@ -81,6 +81,7 @@ class SftPhase(Section):
     learning_rate: float = Field(gt=0, description="Peak learning rate of this phase.")
     max_steps: int | None = Field(None, gt=0, description="Cap on optimizer steps (tests, quick looks); null: the epochs decide.")
     tokens_per_family: int | None = Field(None, gt=0, description="Cap on the tokens a family trains on per epoch: a family of long chats contributes this // its mean chat length chats when that is fewer than sft.chats_per_family; null: no cap.")
+    family_chats: dict[str, PositiveInt] = Field(default_factory=dict, description="Chats per epoch of the named families, in place of sft.chats_per_family and tokens_per_family: more presentations for a family the model underfits, fewer for one no training moves; a name with no chat in the phase's data is an error.")
 
 
 class Lora(Section):

@@ -13,10 +13,13 @@ open assistant turn) or a plain string used as is. Two engines, same tokenizer, 
   ``VLLM_CPU_KVCACHE_SPACE`` GiB of KV cache. Prompts go in as token ids and completions come back
   as token ids, decoded here, so both engines see and return exactly the same tokens.
 * ``auto`` picks vLLM when ``prompts x n x max_new_tokens >= vllm_min_tokens``, else transformers.
-  Measured by ``bench/generate.py --model models/pretrain`` (64 prompts x 64 tokens, greedy, 2 busy
-  cores at load ~12): transformers 63 tokens/s; vLLM 10,096 tokens/s after 51.5 s of child start
-  (29 s of it the engine), so vLLM paid off from ~3.3k tokens. STACK.md's quiet-machine figures
-  (transformers ~410 tokens/s, vLLM start 40-50 s) put the break-even near 20k, the default.
+  Measured by ``bench/generate.py --model models/pretrain --prompts 64 --max-new-tokens 448``
+  (greedy, a quiet 2-core machine): transformers 3,099 tokens/s; vLLM in the child 8,389 tokens/s
+  after 2.4 s of engine start (14.9 s child wall), in its own process 5,796 after 16.1 s (32.6 s),
+  all three the same tokens. So vLLM in the child pays off from ~61k generated tokens, ~193k in its
+  own process. The default 20k predates these figures (transformers ran at 63 tokens/s on a loaded
+  machine); no call of the default chain falls between 20k and 61k (the held-out check asks 9.2k,
+  the room check 147k, evaluate 706k), so it decides nothing there today.
 
 On GPUs, pass ``tensor_parallel_size`` (``params.base.tensor_parallel_size``: vLLM shards the model
 over that many GPUs) and ``gpus``, the Prefect ``gpu`` slots held while the engine runs (0 on CPU).

@@ -165,14 +165,17 @@ def chats(table: pd.DataFrame) -> Any:
 def phase_rows(p: Sft, phase: SftPhase, tokenizer: Any, seed: int) -> tuple[pd.DataFrame, dict]:
     """The phase's training stream (:mod:`tasks.train.sft_data`): its tables' chats that fit whole,
     ``epochs`` passes, balanced across families by ``p.chats_per_family`` (each family's tokens capped
-    by ``phase.tokens_per_family``); and what was dropped and trained."""
+    by ``phase.tokens_per_family``, the families of ``phase.family_chats`` set outright); and what
+    was dropped and trained."""
     table = pd.concat([pd.read_parquet(path, columns=["id", "family", "messages"]) for path in phase.data],
                       ignore_index=True)
     table["n_tokens"] = sft_data.chat_lengths(table["messages"], tokenizer)
     table["reply_tokens"] = sft_data.reply_lengths(table["messages"], tokenizer)
     kept, stats = sft_data.fit(table, p.max_length, p.on_overlength)
-    rows = sft_data.training_rows(kept, phase.epochs, p.chats_per_family, seed, phase.tokens_per_family)
+    rows = sft_data.training_rows(kept, phase.epochs, p.chats_per_family, seed, phase.tokens_per_family,
+                                  phase.family_chats)
     stats.update(epochs=phase.epochs, trained_chats=len(rows), tokens_per_family=phase.tokens_per_family,
+                 family_chats=dict(phase.family_chats),
                  trained_per_family=sft_data.family_counts(rows))
     return rows, stats
 
@@ -235,7 +238,10 @@ def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, 
         return json.loads((out / DONE).read_text())
     tokenizer = load_tokenizer(start_dir)
     model = load_model(start_dir, tokenizer)
-    rows, fit_stats = phase_rows(p, phase, tokenizer, cfg["seed"])
+    try:
+        rows, fit_stats = phase_rows(p, phase, tokenizer, cfg["seed"])
+    except sft_data.UnknownFamilyError as e:
+        raise sft_data.UnknownFamilyError(f"sft.{name}.{e}") from None
     data = chats(rows)
     checkpoint_dir = work / "checkpoints"
     args = sft_config(p, phase, checkpoint_dir, cfg["seed"], cfg["gpus"])

@@ -11,7 +11,9 @@ subsampled (a fresh seeded subset each epoch, so over several epochs most chats 
 ones repeated. A phase's ``tokens_per_family`` also caps what a family costs an epoch: a family of
 long chats (a 200-gene cell sentence and a DNA window, ~950 tokens) contributes
 ``tokens_per_family // its mean chat length`` chats when that is fewer, so a few long-prompt
-families do not take most of the epoch's compute.
+families do not take most of the epoch's compute. A phase's ``family_chats`` sets a named family's
+count outright: more presentations for a family the model underfits, fewer for one whose test
+score no amount of training moves.
 
 >>> df = pd.DataFrame({"family": ["a"] * 4 + ["b"], "n_tokens": [10, 10, 10, 99, 10]})
 >>> kept, stats = fit(df, max_length=50, on_overlength="drop")
@@ -23,6 +25,8 @@ families do not take most of the epoch's compute.
 ['a', 'a', 'b', 'b']
 >>> per_family_counts(kept, per_family=2, tokens_per_family=15)   # 10-token chats: 1 fits
 {'a': 1, 'b': 1}
+>>> per_family_counts(kept, per_family=2, family_chats={"b": 5})
+{'a': 2, 'b': 5}
 """
 from __future__ import annotations
 
@@ -34,6 +38,10 @@ import pandas as pd
 
 class OverlengthError(ValueError):
     """A chat longer than ``sft.max_length`` with ``on_overlength: error``."""
+
+
+class UnknownFamilyError(ValueError):
+    """A phase's ``family_chats`` names a family its data does not have."""
 
 
 def chat_lengths(messages: Any, tokenizer: Any) -> list[int]:
@@ -73,10 +81,19 @@ def fit(chats: pd.DataFrame, max_length: int, on_overlength: str) -> tuple[pd.Da
 
 
 def per_family_counts(chats: pd.DataFrame, per_family: int | None,
-                      tokens_per_family: int | None = None) -> dict[str, int]:
+                      tokens_per_family: int | None = None,
+                      family_chats: dict[str, int] | None = None) -> dict[str, int]:
     """Chats each family contributes per epoch: ``per_family`` (null: all of its chats), at most
-    ``tokens_per_family // the family's mean chat length`` (and at least one) when that is set."""
-    return {str(f): _family_count(g, per_family, tokens_per_family)
+    ``tokens_per_family // the family's mean chat length`` (and at least one) when that is set;
+    a family named in ``family_chats`` contributes that many instead. Naming a family the chats do
+    not have is an error: a misspelt name would otherwise change nothing, silently."""
+    family_chats = family_chats or {}
+    present = sorted(chats["family"].astype(str).unique())
+    unknown = sorted(set(family_chats) - set(present))
+    if unknown:
+        raise UnknownFamilyError(f"family_chats names {unknown}, which have no chat in this phase's data "
+                         f"(its families: {present})")
+    return {str(f): family_chats.get(str(f)) or _family_count(g, per_family, tokens_per_family)
             for f, g in chats.groupby("family", sort=True)}
 
 
@@ -88,11 +105,12 @@ def _family_count(family_chats: pd.DataFrame, per_family: int | None, tokens_per
 
 
 def balanced_epochs(chats: pd.DataFrame, epochs: int, per_family: int | None, seed: int,
-                    tokens_per_family: int | None = None) -> list[list[int]]:
+                    tokens_per_family: int | None = None,
+                    family_chats: dict[str, int] | None = None) -> list[list[int]]:
     """Row indices of ``chats`` per epoch, :func:`per_family_counts` of every family, shuffled."""
     rng = np.random.default_rng(seed)
-    groups = [(_family_count(g, per_family, tokens_per_family), g.index.to_numpy())
-              for _, g in chats.groupby("family", sort=True)]
+    counts = per_family_counts(chats, per_family, tokens_per_family, family_chats)
+    groups = [(counts[str(f)], g.index.to_numpy()) for f, g in chats.groupby("family", sort=True)]
     out = []
     for _ in range(epochs):
         picked = []
@@ -104,11 +122,13 @@ def balanced_epochs(chats: pd.DataFrame, epochs: int, per_family: int | None, se
 
 
 def training_rows(chats: pd.DataFrame, epochs: int, per_family: int | None, seed: int,
-                  tokens_per_family: int | None = None) -> pd.DataFrame:
-    """The phase's whole training stream: ``epochs`` passes, balanced when ``per_family`` or
-    ``tokens_per_family`` is set."""
-    if per_family or tokens_per_family:
-        order = [i for epoch in balanced_epochs(chats, epochs, per_family, seed, tokens_per_family)
+                  tokens_per_family: int | None = None,
+                  family_chats: dict[str, int] | None = None) -> pd.DataFrame:
+    """The phase's whole training stream: ``epochs`` passes, balanced when ``per_family``,
+    ``tokens_per_family`` or ``family_chats`` is set."""
+    if per_family or tokens_per_family or family_chats:
+        order = [i for epoch in balanced_epochs(chats, epochs, per_family, seed, tokens_per_family,
+                                                family_chats)
                  for i in epoch]
     else:
         rng = np.random.default_rng(seed)
