@@ -187,6 +187,7 @@ def test_sft_flow_with_lora_writes_a_merged_model_and_curves(mlflow_uri, tiny_ba
 
     raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
     params = {"base": {"seed": 0, "profile": "smoke"}, "sft": raw["sft"]}
+    params["sft"]["answer"]["family_chats"] = {}  # the default's names families these chats lack
     params["sft"]["profiles"]["smoke"].update(
         instruction={"max_steps": 2}, answer={"max_steps": 2}, cold_start={"max_steps": 4},
         max_length=256, batch_size=2,
@@ -226,3 +227,26 @@ def test_sft_flow_with_lora_writes_a_merged_model_and_curves(mlflow_uri, tiny_ba
     assert [m.step for m in client.get_metric_history(stage.info.run_id, "sft/instruction/loss")] == [2]
     assert [m.step for m in client.get_metric_history(stage.info.run_id, "sft/answer/loss")] == [2]
     assert not any(k.startswith(("gradient_accumulation", "per_device")) for k in stage.data.params)
+
+
+@pytest.mark.slow
+def test_family_chats_naming_a_family_the_data_lacks_stops_the_flow_naming_the_phase(
+        mlflow_uri, tiny_base, tmp_path):
+    from tasks.train.sft_data import UnknownFamilyError
+
+    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params = {"base": {"seed": 0, "profile": "smoke"}, "sft": raw["sft"]}
+    params["sft"]["answer"]["family_chats"] = {"cell_type": 4, "perturb_dirr": 4}
+    params["sft"]["profiles"]["smoke"].update(
+        instruction={"max_steps": 1}, answer={"max_steps": 1}, cold_start={"max_steps": 1},
+        max_length=256, batch_size=2, logging_steps=1, save_steps=1)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copytree(tiny_base[0], tmp_path / "models/pretrain")
+    for name, seed in (("sft_instruction", 0), ("sft", 1), ("sft_direct", 2)):
+        write_chats(tmp_path / f"data/annotate/{name}.parquet", 4, seed=seed)
+
+    from flows.sft import sft_flow
+
+    with pytest.raises(Exception, match=r"sft\.answer\.family_chats names \['perturb_dirr'\]"):
+        sft_flow()
+    assert not (tmp_path / "models/sft").exists()
