@@ -96,8 +96,11 @@ def main() -> None:
                 table = table[table["family"].isin(a.families)]
             table.to_parquet(Path(tmp) / f"data{i}.parquet")
             paths.append(str(Path(tmp) / f"data{i}.parquet"))
+        # the answer phase's family_chats, kept for the families trained here (a name the data
+        # lacks is an error in the stage)
+        kept = {f: n for f, n in params.sft.answer.family_chats.items() if not a.families or f in a.families}
         phase = params.sft.answer.model_copy(update={"data": paths, "epochs": a.epochs, "learning_rate": a.lr,
-                                                     "max_steps": None})
+                                                     "max_steps": None, "family_chats": kept})
         off = {"epochs": 0}
         p = params.sft.model_copy(update={"instruction": params.sft.instruction.model_copy(update=off),
                                           "cold_start": params.sft.cold_start.model_copy(update=off),

@@ -144,7 +144,7 @@ def problems_flow() -> None:
         i, rng = p.instruction, family_rng(seed, "instruction_alignment")
         rows["instruction"] = (instruction.cell_problems(top_cells, i.cells, split_of, rng)
                                + instruction.dna_problems(data["dna"], i.dna_windows, i.dna_min_length,
-                                                          i.gc_edges, split_of, rng)
+                                                          i.gc_edges, split_of, rng, i.dna_length_every)
                                + instruction.protein_problems(data["proteins"], i.proteins,
                                                               i.protein_max_length, split_of, rng))
 

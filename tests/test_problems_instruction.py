@@ -45,3 +45,19 @@ def test_answers_recomputed_from_the_prompt():
     assert len(kinds) == 7
     present = [r["answer"] for r in rows if json.loads(r["evidence"])["kind"] == "cell_gene_present"]
     assert set(present) == {"yes", "no"}
+
+
+def test_dna_length_every_sets_the_mix_and_keeps_gc_answers_balanced():
+    # one repeat per GC bucket, so every cut (40 bases or more) stays in its window's bucket
+    repeats = {"low": "AAT", "mid": "ACGT", "high": "GGC"}
+    dna = pd.DataFrame([{"window_id": f"{name}{i}:0-240", "sequence": (unit * 240)[:240]}
+                        for name, unit in repeats.items() for i in range(10)])
+    split_of = {f"dna:{w}": "train" for w in dna["window_id"]}
+    for every, lengths in ((3, 4), (4, 3), (1, 12)):
+        rows = dna_problems(dna, 12, 40, [0.45, 0.55], split_of, np.random.default_rng(0), every)
+        kinds = [json.loads(r["evidence"])["kind"] for r in rows]
+        assert kinds.count("dna_length") == lengths and len(rows) == 12
+        answers = pd.Series([r["answer"] for r, k in zip(rows, kinds) if k == "dna_gc_bucket"])
+        if every > 1:
+            counts = answers.value_counts()
+            assert len(counts) == 3 and counts.max() - counts.min() <= 1, (every, counts)

@@ -215,7 +215,8 @@ class IntegrationProblems(Section):
 
 class InstructionProblems(Section):
     cells: int = Field(150, ge=0, description="Cells asked top gene / gene rank / gene presence.")
-    dna_windows: int = Field(150, ge=0, description="DNA windows asked length / GC bucket.")
+    dna_windows: int = Field(600, ge=0, description="DNA windows asked GC bucket / length.")
+    dna_length_every: int = Field(5, ge=1, description="One DNA window in k is asked its length, the others their GC bucket (balanced over the buckets): 2 halves them; 1 asks lengths only.")
     proteins: int = Field(150, ge=0, description="Proteins asked length / residue count.")
     dna_min_length: int = Field(40, gt=0, description="Windows are cut to a random length from this up.")
     gc_edges: list[float] = Field([0.45, 0.55], description="GC-content bucket edges (fractions).")

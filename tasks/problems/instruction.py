@@ -1,8 +1,9 @@
 """Family ``instruction_alignment``: format-teaching questions whose answers are computed.
 
 Cells: the top-ranked gene, the rank of a named gene, whether a gene is in the sentence.
-DNA (a window cut to a random length): its length, its GC-content bucket (multiple choice, windows
-drawn bucket by bucket so each bucket is the answer equally often where the data allow).
+DNA (a window cut to a random length): its GC-content bucket (multiple choice, windows drawn
+bucket by bucket so each bucket is the answer equally often where the data allow) or, for one
+window in ``length_every``, its length.
 Proteins: the length, the count of one residue.
 
 >>> gc_bucket(0.55, [0.4, 0.6])
@@ -72,7 +73,7 @@ def cell_problems(cells: pd.DataFrame, n: int, split_of: dict[str, str],
 
 
 def dna_problems(dna: pd.DataFrame, n: int, min_len: int, edges: list[float],
-                 split_of: dict[str, str], rng: np.random.Generator) -> list[dict]:
+                 split_of: dict[str, str], rng: np.random.Generator, length_every: int = 2) -> list[dict]:
     windows = dna[dna["sequence"].str.len() >= min_len].reset_index(drop=True)
     cuts = []
     for w in windows.itertuples(index=False):
@@ -87,12 +88,15 @@ def dna_problems(dna: pd.DataFrame, n: int, min_len: int, edges: list[float],
     # interleave buckets so the first n cuts are as balanced as the data allow
     ranks = np.concatenate([np.arange(len(by_bucket[b])) for b in names]) if order else np.array([])
     picked = [order[k] for k in np.argsort(ranks, kind="stable")[:n]]
+    # the GC questions take the first cuts, so their buckets are the balanced ones; the last
+    # ceil(n / length_every) cuts are asked their length
+    n_gc = len(picked) - -(-len(picked) // length_every)
     deal = PositionDealer(len(names), rng)
     rows = []
     for i, (wid, seq, gc, bucket) in enumerate(picked):
         entity, shown = f"dna:{wid}", f"<dna>{seq}</dna>"
         evidence = {"length": len(seq), "gc": round(gc, 4), "gc_count": seq.count("G") + seq.count("C")}
-        if i % 2 == 0:
+        if i >= n_gc:
             rows.append(_row("dna_length", "dna", entity, wid,
                              f"How many bases long is this DNA sequence?\n{shown}", str(len(seq)),
                              "label", split_of, evidence))
