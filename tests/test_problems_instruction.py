@@ -21,7 +21,7 @@ def test_answers_recomputed_from_the_prompt():
                 **{f"dna:{w}": "train" for w in dna["window_id"]},
                 **{f"protein:{p}": "test" for p in proteins["protein_id"]}}
     rng = np.random.default_rng(0)
-    rows = (cell_problems(cells, 12, split_of, rng) + dna_problems(dna, 20, 40, [0.45, 0.55], split_of, rng)
+    rows = (cell_problems(cells, 12, split_of, rng) + dna_problems(dna, 20, 40, [0.45, 0.55], split_of, rng, 2)
             + protein_problems(proteins, 4, 400, split_of, rng))
     kinds = set()
     for r in rows:

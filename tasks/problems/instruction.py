@@ -73,7 +73,7 @@ def cell_problems(cells: pd.DataFrame, n: int, split_of: dict[str, str],
 
 
 def dna_problems(dna: pd.DataFrame, n: int, min_len: int, edges: list[float],
-                 split_of: dict[str, str], rng: np.random.Generator, length_every: int = 2) -> list[dict]:
+                 split_of: dict[str, str], rng: np.random.Generator, length_every: int) -> list[dict]:
     windows = dna[dna["sequence"].str.len() >= min_len].reset_index(drop=True)
     cuts = []
     for w in windows.itertuples(index=False):
