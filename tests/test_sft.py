@@ -181,22 +181,29 @@ def test_killed_sft_resumes_from_its_checkpoint(tiny_base, tmp_path, monkeypatch
     assert metrics["phases"]["instruction"]["steps"] == 2  # the finished phase was not retrained
 
 
+def _flow_inputs(tmp_path, tiny_base, family_chats, chats, **smoke):
+    """A project folder for ``sft_flow``: the repo's sft params on the smoke profile (``smoke``
+    merged into it, the answer phase's ``family_chats`` replaced), the tiny model as
+    models/pretrain, and ``chats`` = (instruction, cold-start, answer-only) chat counts."""
+    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params = {"base": {"seed": 0, "profile": "smoke"}, "sft": raw["sft"]}
+    params["sft"]["answer"]["family_chats"] = family_chats
+    params["sft"]["profiles"]["smoke"].update(smoke)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copytree(tiny_base[0], tmp_path / "models/pretrain")
+    for (name, seed), n in zip((("sft_instruction", 0), ("sft", 1), ("sft_direct", 2)), chats):
+        write_chats(tmp_path / f"data/annotate/{name}.parquet", n, seed=seed)
+
+
 @pytest.mark.slow
 def test_sft_flow_with_lora_writes_a_merged_model_and_curves(mlflow_uri, tiny_base, tmp_path):
     from mlflow import MlflowClient
 
-    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params = {"base": {"seed": 0, "profile": "smoke"}, "sft": raw["sft"]}
-    params["sft"]["answer"]["family_chats"] = {}  # the default's names families these chats lack
-    params["sft"]["profiles"]["smoke"].update(
-        instruction={"max_steps": 2}, answer={"max_steps": 2}, cold_start={"max_steps": 4},
-        max_length=256, batch_size=2,
-        logging_steps=2, save_steps=2, lora={"enabled": True, "r": 4, "alpha": 8})
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    shutil.copytree(tiny_base[0], tmp_path / "models/pretrain")
-    write_chats(tmp_path / "data/annotate/sft_instruction.parquet", 16)
-    write_chats(tmp_path / "data/annotate/sft.parquet", 12, seed=1)
-    write_chats(tmp_path / "data/annotate/sft_direct.parquet", 12, seed=2)
+    # the default's family_chats names families these chats lack
+    _flow_inputs(tmp_path, tiny_base, family_chats={}, chats=(16, 12, 12),
+                 instruction={"max_steps": 2}, answer={"max_steps": 2}, cold_start={"max_steps": 4},
+                 max_length=256, batch_size=2,
+                 logging_steps=2, save_steps=2, lora={"enabled": True, "r": 4, "alpha": 8})
 
     from flows.sft import sft_flow
 
@@ -233,16 +240,9 @@ def test_sft_flow_with_lora_writes_a_merged_model_and_curves(mlflow_uri, tiny_ba
 def test_family_chats_naming_a_family_the_data_lacks_stops_the_flow_naming_the_phase(
         mlflow_uri, tiny_base, tmp_path):
     # training runs in an accelerate child: the error reaches the flow as its message
-    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params = {"base": {"seed": 0, "profile": "smoke"}, "sft": raw["sft"]}
-    params["sft"]["answer"]["family_chats"] = {"cell_type": 4, "perturb_dirr": 4}
-    params["sft"]["profiles"]["smoke"].update(
-        instruction={"max_steps": 1}, answer={"max_steps": 1}, cold_start={"max_steps": 1},
-        max_length=256, batch_size=2, logging_steps=1, save_steps=1)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    shutil.copytree(tiny_base[0], tmp_path / "models/pretrain")
-    for name, seed in (("sft_instruction", 0), ("sft", 1), ("sft_direct", 2)):
-        write_chats(tmp_path / f"data/annotate/{name}.parquet", 4, seed=seed)
+    _flow_inputs(tmp_path, tiny_base, family_chats={"cell_type": 4, "perturb_dirr": 4}, chats=(4, 4, 4),
+                 instruction={"max_steps": 1}, answer={"max_steps": 1}, cold_start={"max_steps": 1},
+                 max_length=256, batch_size=2, logging_steps=1, save_steps=1)
 
     from flows.sft import sft_flow
 

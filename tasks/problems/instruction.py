@@ -13,6 +13,8 @@ Proteins: the length, the count of one residue.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -90,7 +92,7 @@ def dna_problems(dna: pd.DataFrame, n: int, min_len: int, edges: list[float],
     picked = [order[k] for k in np.argsort(ranks, kind="stable")[:n]]
     # the GC questions take the first cuts, so their buckets are the balanced ones; the last
     # ceil(n / length_every) cuts are asked their length
-    n_gc = len(picked) - -(-len(picked) // length_every)
+    n_gc = len(picked) - math.ceil(len(picked) / length_every)
     deal = PositionDealer(len(names), rng)
     rows = []
     for i, (wid, seq, gc, bucket) in enumerate(picked):

@@ -237,11 +237,11 @@ def train_phase(name: str, p: Sft, phase: SftPhase, start_dir: str, work: Path, 
     if (out / DONE).is_file():  # finished before a kill in a later phase
         return json.loads((out / DONE).read_text())
     tokenizer = load_tokenizer(start_dir)
-    model = load_model(start_dir, tokenizer)
-    try:
+    try:  # before the model loads: a misnamed family fails at once
         rows, fit_stats = phase_rows(p, phase, tokenizer, cfg["seed"])
     except sft_data.UnknownFamilyError as e:
         raise sft_data.UnknownFamilyError(f"sft.{name}.{e}") from None
+    model = load_model(start_dir, tokenizer)
     data = chats(rows)
     checkpoint_dir = work / "checkpoints"
     args = sft_config(p, phase, checkpoint_dir, cfg["seed"], cfg["gpus"])

@@ -91,8 +91,8 @@ def per_family_counts(chats: pd.DataFrame, per_family: int | None,
     present = sorted(chats["family"].astype(str).unique())
     unknown = sorted(set(family_chats) - set(present))
     if unknown:
-        raise UnknownFamilyError(f"family_chats names {unknown}, which have no chat in this phase's data "
-                         f"(its families: {present})")
+        raise UnknownFamilyError(f"family_chats names {unknown}, which have no chat in this phase's "
+                                 f"data (its families: {present})")
     return {str(f): family_chats.get(str(f)) or _family_count(g, per_family, tokens_per_family)
             for f, g in chats.groupby("family", sort=True)}
 
