@@ -14,7 +14,7 @@ The experiments are removed afterwards unless ``--keep`` (``dvc exp apply`` one 
 It refuses to start in a workspace with uncommitted changes to tracked files (an experiment would
 sweep them into every seed's run) and leaves the workspace as HEAD has it at the end (params, lock,
 reports and DVC outputs), however it ends.
-Cost: one full ``dvc repro`` per seed that is not the committed one (about 25 minutes each on 2
+Cost: one full ``dvc repro`` per seed that is not the committed one (about 22 minutes each on 2
 CPU cores for the default profile, a few minutes for smoke).
 """
 from __future__ import annotations
