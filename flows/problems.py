@@ -123,7 +123,7 @@ def problems_flow() -> None:
         t = p.tf_binding
         rows["tf_binding"], stats["tf_binding"] = tf_binding_problems(
             motifs, data["dna"], split_of, t.motifs, t.window, t.min_site_score, t.margin,
-            p.n_choices, t.tries, family_rng(seed, "tf_binding"))
+            p.n_choices, t.tries, family_rng(seed, "tf_binding"), t.train_windows)
         rows["protein_family"] = protein_family_problems(
             members, data["protein_families"], split_of, p.n_choices, family_rng(seed, "protein_family_mc"))
         ontology = clinical.Ontology(data["hpo_terms"])

@@ -7,7 +7,7 @@ import pytest
 
 from tasks.evaluate.baselines import (baseline_table, cell_type_logreg, chance, correctness, majority,
                                       options_of, perturb_gene_rate, phenotype_name_overlap,
-                                      protein_kmer_logreg)
+                                      protein_kmer_logreg, tf_class_kmer)
 
 MARKERS = {"T cell": ["CD3D", "CD3E", "IL7R"], "B cell": ["MS4A1", "CD79A", "CD19"],
            "NK cell": ["NKG7", "GNLY", "KLRD1"]}
@@ -66,6 +66,42 @@ def test_protein_kmer_logreg_separates_compositions():
     df = pd.DataFrame(rows)
     train, test = df[df["split"] == "train"], df[df["split"] == "test"]
     assert (protein_kmer_logreg(train, test) == test["answer"]).all()
+
+
+# two TF classes, each with its own core motif and its own name stem; test TFs are new names
+TF_CLASSES = {"GATA factors": ("GATA", "AGATAAGA"), "Basic helix-loop-helix factors": ("HEY", "CCACGTGG")}
+
+
+def tf_row(pid, split, tf, cls, other_tf, other_cls, rng, reverse=False, first=True):
+    site = TF_CLASSES[cls][1]
+    if reverse:  # planted on the other strand
+        site = site.translate(str.maketrans("ACGT", "TGCA"))[::-1]
+    background = "".join(rng.choice(list("ACGT"), 40))
+    window = background[:15] + site + background[15:]
+    choices = [tf, other_tf] if first else [other_tf, tf]
+    evidence = {"tf_name": tf, "tf_class": cls, "distractors": [{"tf_name": other_tf, "tf_class": other_cls}]}
+    return row(pid, "tf_binding", "multiple_choice", tf, split,
+               f"Which factor?\n<dna>{window}</dna>\nA. {choices[0]}\nB. {choices[1]}", choices, evidence)
+
+
+def test_tf_class_kmer_carries_a_class_over_to_unseen_factors_on_either_strand():
+    rng = np.random.default_rng(0)
+    (gata, (g_stem, _)), (bhlh, (h_stem, _)) = TF_CLASSES.items()
+    rows = []
+    for i in range(12):
+        cls, other = (gata, bhlh) if i % 2 else (bhlh, gata)
+        stem, other_stem = TF_CLASSES[cls][0], TF_CLASSES[other][0]
+        rows.append(tf_row(f"t{i}", "train", f"{stem}{i}", cls, f"{other_stem}{i + 20}", other, rng,
+                           reverse=i % 3 == 0, first=i % 4 < 2))
+    test = [tf_row("x1", "test", f"{g_stem}9", gata, f"{h_stem}9", bhlh, rng, reverse=True),
+            tf_row("x2", "test", f"{h_stem}7", bhlh, f"{g_stem}7", gata, rng, first=False),
+            row("c1", "cell_type", "label", "T cell", "test")]
+    train, test = pd.DataFrame(rows), pd.DataFrame(test)
+    picks = tf_class_kmer(train, test)
+    assert list(picks) == [f"{g_stem}9", f"{h_stem}7", None]
+    # one class in train: nothing to carry over, the baseline abstains
+    one = train[train["answer"].str.startswith(g_stem)]
+    assert list(tf_class_kmer(one, test)) == [None, None, None]
 
 
 def perturb_frame():

@@ -172,7 +172,9 @@ class PerturbProblems(Section):
 
 
 class TfBindingProblems(Section):
-    motifs: int = Field(300, gt=0, description="JASPAR motifs sampled; one planted-site problem each.")
+    motifs: int = Field(300, gt=0, description="JASPAR motifs sampled (one TF name each).")
+    train_windows: int = Field(1, gt=0, description="Planted-site problems per train motif, each its "
+                               "own window, site and distractors; a test motif has one.")
     window: int = Field(100, gt=0, description="Bases of background sequence per problem.")
     min_site_score: float = Field(0.8, gt=0, le=1, description="Least relative PSSM score of the planted site.")
     margin: float = Field(0.05, ge=0, description="A distractor scoring within this of the site is ambiguous.")

@@ -20,6 +20,11 @@ the train split's label sets, so baselines and log-likelihood scoring answer the
   then the family's training majority for genes without training pairs (or at exactly one half).
   The test split is balanced per gene by construction (``tasks.problems.perturb.sample_test``), so
   expect about 0.5: a gene-level prior cannot rank pairs within a gene.
+* :func:`tf_class_kmer`: ``tf_binding``: the window's k-mers (both strands) -> the TF class of its
+  planted site, and the TF name's letters -> its class (``FOXP2`` reads as a forkhead factor),
+  both logistic regressions fitted on the train problems (their answers' and distractors' classes
+  from the evidence JSON); the option whose classes the window's class probabilities favour most.
+  Test TFs are never train answers (entity split), so a class is the only thing that carries over.
 * :func:`phenotype_name_overlap`: ``rare_disease``: the option whose disease name shares the most
   words with the patient's phenotype names (``Achromatopsia 3`` for a patient with
   ``Achromatopsia``; ties broken by a seeded pick). It reads the prompt alone and fits nothing: it
@@ -32,6 +37,8 @@ the train split's label sets, so baselines and log-likelihood scoring answer the
 {'MK': 0.5, 'KV': 0.5}
 >>> cell_genes("Here: <cell>CD3D, CD8A,NKG7</cell>?")
 ['CD3D', 'CD8A', 'NKG7']
+>>> sorted(kmers("ACGTA", (3,)).items())
+[('ACG', 2), ('CGT', 2), ('GTA', 1), ('TAC', 1)]
 >>> sorted(name_words("Hair defect with photosensitivity, type 2 (OMIM:234030)"))
 ['defect', 'hair', 'photosensitivity']
 """
@@ -52,6 +59,8 @@ Baseline = Callable[[pd.DataFrame, pd.DataFrame], pd.Series]
 PERTURB = ("perturb_de", "perturb_dir")
 _CELL = re.compile(r"<cell>(.*?)</cell>", re.S)
 _PROTEIN = re.compile(r"<protein>(.*?)</protein>", re.S)
+_DNA = re.compile(r"<dna>([ACGTN]+)</dna>")
+_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 _PHENOTYPE = re.compile(r"^- (.+?) \(HP:\d+\)$", re.M)  # the prompt's "- Name (HP:0000001)" lines
 # words of many disease and phenotype names, which tell one option from another by chance; the set
 # (and the 4-letter minimum) was chosen on the train split: 0.467 there (ties split evenly), 0.409
@@ -240,6 +249,53 @@ def perturb_gene_rate(train: pd.DataFrame, test: pd.DataFrame) -> pd.Series:
     return out
 
 
+def kmers(sequence: str, sizes: tuple[int, ...] = (4, 5, 6)) -> Counter:
+    """k-mer counts over both strands (a site may be planted either way round)."""
+    strands = (sequence, sequence.translate(_COMPLEMENT)[::-1])
+    return Counter(s[i:i + k] for s in strands for k in sizes for i in range(len(s) - k + 1))
+
+
+def _tf_classes(row: Mapping) -> dict[str, str]:
+    """``{tf_name: tf_class}`` of a tf_binding problem's answer and distractors."""
+    e = json.loads(row["evidence"])
+    return {e["tf_name"]: e["tf_class"], **{d["tf_name"]: d["tf_class"] for d in e["distractors"]}}
+
+
+def tf_class_kmer(train: pd.DataFrame, test: pd.DataFrame, C: float = 0.3,
+                  seed: int = 0) -> pd.Series:
+    """The option whose TF class the window's k-mers make likeliest (``tf_binding`` only)."""
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    tr, te = _only(train, "tf_binding").to_dict("records"), _only(test, "tf_binding")
+    names = {n: c for r in tr for n, c in _tf_classes(r).items()}
+    windows = [(kmers(m.group(1)), json.loads(r["evidence"])["tf_class"])
+               for r in tr if (m := _DNA.search(r["prompt"]))]
+    if not len(te) or len({c for _, c in windows}) < 2 or len(set(names.values())) < 2:
+        return _family_predictions(test, "tf_binding", [None] * len(te))
+    by_window = make_pipeline(DictVectorizer(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
+    by_window.fit([x for x, _ in windows], [c for _, c in windows])
+    by_name = make_pipeline(CountVectorizer(analyzer="char_wb", ngram_range=(2, 4)),
+                            LogisticRegression(max_iter=2000, random_state=seed))
+    by_name.fit(list(names), list(names.values()))
+    # P(option) ~ sum over classes of P(class | name) * P(class | window), on the classes both know
+    shared = [c for c in by_name.classes_ if c in set(by_window.classes_)]
+    name_col = [list(by_name.classes_).index(c) for c in shared]
+    window_col = [list(by_window.classes_).index(c) for c in shared]
+    picks = []
+    for r, o in zip(te.to_dict("records"), options_of(train, te)):
+        m = _DNA.search(r["prompt"])
+        if not o.scorable or r["answer_type"] != "multiple_choice" or not m:
+            picks.append(None)
+            continue
+        window = by_window.predict_proba([kmers(m.group(1))])[0][window_col]
+        by_option = by_name.predict_proba(list(r["choices"]))[:, name_col] @ window
+        picks.append(o.options[int(np.argmax(by_option))])
+    return _family_predictions(test, "tf_binding", picks)
+
+
 def name_words(name: str) -> set[str]:
     """Lower-case words of at least 4 letters, less :data:`_NAME_STOPWORDS` (ids and numbers drop)."""
     name = re.sub(r"\([A-Z]+:\d+\)", "", name)
@@ -266,7 +322,7 @@ def phenotype_name_overlap(train: pd.DataFrame, test: pd.DataFrame, seed: int = 
 BASELINES: dict[str, Baseline] = {
     "chance": chance, "majority": majority, "cell_type_logreg": cell_type_logreg,
     "protein_kmer_logreg": protein_kmer_logreg, "perturb_gene_rate": perturb_gene_rate,
-    "phenotype_name_overlap": phenotype_name_overlap,
+    "tf_class_kmer": tf_class_kmer, "phenotype_name_overlap": phenotype_name_overlap,
 }
 
 

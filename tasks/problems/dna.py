@@ -92,8 +92,11 @@ def classes(tf_class: str) -> frozenset[str]:
 
 def tf_binding_problems(motif_table: pd.DataFrame, dna: pd.DataFrame, split_of: dict[str, str],
                         n_motifs: int, window: int, min_site_score: float, margin: float,
-                        n_choices: int, tries: int, rng: np.random.Generator) -> tuple[list[dict], dict]:
-    """Rows of ``tf_binding``: one per selected motif (the motif is the split entity)."""
+                        n_choices: int, tries: int, rng: np.random.Generator,
+                        train_windows: int = 1) -> tuple[list[dict], dict]:
+    """Rows of ``tf_binding``: ``train_windows`` per selected train motif, each its own window,
+    site and distractors, and one per test motif (the motif is the split entity; one problem a test
+    motif keeps the test problems independent, as the intervals assume)."""
     known = motif_table[motif_table["tf_class"] != "unknown"]
     n_known = len(known)
     # options are TF names and splits are by motif: one motif per name, or a name would be a train
@@ -114,10 +117,15 @@ def tf_binding_problems(motif_table: pd.DataFrame, dna: pd.DataFrame, split_of: 
     rows, stats = [], {"unknown_class_skipped": int(len(motif_table) - n_known),
                        "same_name_motifs_skipped": int(n_known - len(known)),
                        "weak_site_redrawn": 0, "ambiguous_distractors_redrawn": 0,
-                       "motifs_rejected": 0}
-    for i, motif in chosen.iterrows():
+                       "problems_rejected": 0, "motifs_without_distractors": 0}
+    copies = [(i, k) for i in range(len(chosen)) for k in range(train_windows if split[i] == "train" else 1)]
+    for i, k in copies:
+        motif = chosen.iloc[i]
         ok = [j for j in peers[i] if not (cls[i] & cls[j])
               and chosen.at[j, "tf_name"] != motif["tf_name"]]
+        if len(ok) < n_choices - 1:  # too few factors of other classes in the motif's split
+            stats["motifs_without_distractors"] += 1
+            continue
         made = None
         for _ in range(tries):
             bg_id, background = cut(backgrounds, window, rng)
@@ -140,7 +148,7 @@ def tf_binding_problems(motif_table: pd.DataFrame, dna: pd.DataFrame, split_of: 
             if made:
                 break
         if made is None:
-            stats["motifs_rejected"] += 1
+            stats["problems_rejected"] += 1
             continue
         bg_id, sequence, pos, strand, site_score, picked, scores = made
         balancer.record(picked.tolist())
@@ -160,5 +168,5 @@ def tf_binding_problems(motif_table: pd.DataFrame, dna: pd.DataFrame, split_of: 
             prompt=f"{QUESTION}\n<dna>{sequence}</dna>\n{lettered(options)}",
             answer=motif["tf_name"], answer_type="multiple_choice", split=split_of[entity],
             entity=entity, source_ids=[motif["motif_id"], bg_id], evidence=evidence,
-            choices=options, key="site"))
+            choices=options, key="site" if k == 0 else f"site{k + 1}"))
     return rows, stats
