@@ -48,11 +48,13 @@ def test_tf_binding_train_windows_gives_train_motifs_several_problems_and_test_m
     assert len({r["prompt"] for r in rows}) == len(rows)
     # the first copy of each motif keeps the id (and draws) of train_windows=1
     assert rows[0]["id"] == once[0]["id"] and rows[0]["prompt"] == once[0]["prompt"]
-    # a test motif alone in its split has no distractors: counted and skipped, not a crash
-    alone = {**split_of, **{f"motif:{m}": "train" for m in ("M2", "M3")}}
+    # a motif alone in its split has no distractors: counted once (not once a window) and
+    # skipped, not a crash
+    alone = {f"motif:{m}": ("train" if m == "M1" else "test") for m in motifs["motif_id"]}
     rows, stats = tf_binding_problems(motifs, dna_table(), alone, 10, 80, 0.8, 0.05, 3, 20,
-                                      np.random.default_rng(0))
-    assert stats["motifs_without_distractors"] == 1 and "motif:M1" not in {r["entity"] for r in rows}
+                                      np.random.default_rng(0), train_windows=3)
+    assert stats["motifs_without_distractors"] == 1
+    assert {r["split"] for r in rows} == {"test"} and "motif:M1" not in {r["entity"] for r in rows}
 
 
 def test_pfm_rows_not_summing_to_one_fail_at_read(tmp_path):

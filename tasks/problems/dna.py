@@ -118,13 +118,14 @@ def tf_binding_problems(motif_table: pd.DataFrame, dna: pd.DataFrame, split_of: 
                        "same_name_motifs_skipped": int(n_known - len(known)),
                        "weak_site_redrawn": 0, "ambiguous_distractors_redrawn": 0,
                        "problems_rejected": 0, "motifs_without_distractors": 0}
-    copies = [(i, k) for i in range(len(chosen)) for k in range(train_windows if split[i] == "train" else 1)]
+    copies = [(i, k) for i in range(len(chosen))
+              for k in range(train_windows if split[i] == "train" else 1)]
     for i, k in copies:
         motif = chosen.iloc[i]
         ok = [j for j in peers[i] if not (cls[i] & cls[j])
               and chosen.at[j, "tf_name"] != motif["tf_name"]]
         if len(ok) < n_choices - 1:  # too few factors of other classes in the motif's split
-            stats["motifs_without_distractors"] += 1
+            stats["motifs_without_distractors"] += int(k == 0)  # once a motif, not a window
             continue
         made = None
         for _ in range(tries):
