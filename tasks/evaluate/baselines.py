@@ -51,16 +51,16 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
+from Bio.Seq import reverse_complement
 
 from tasks.evaluate.loglik import Options, label_sets, problem_options
 from tasks.evaluate.stats import wilson
+from tasks.verifiers.tf_binding import window_of
 
 Baseline = Callable[[pd.DataFrame, pd.DataFrame], pd.Series]
 PERTURB = ("perturb_de", "perturb_dir")
 _CELL = re.compile(r"<cell>(.*?)</cell>", re.S)
 _PROTEIN = re.compile(r"<protein>(.*?)</protein>", re.S)
-_DNA = re.compile(r"<dna>([ACGTN]+)</dna>")
-_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 _PHENOTYPE = re.compile(r"^- (.+?) \(HP:\d+\)$", re.M)  # the prompt's "- Name (HP:0000001)" lines
 # words of many disease and phenotype names, which tell one option from another by chance; the set
 # (and the 4-letter minimum) was chosen on the train split: 0.467 there (ties split evenly), 0.409
@@ -251,7 +251,7 @@ def perturb_gene_rate(train: pd.DataFrame, test: pd.DataFrame) -> pd.Series:
 
 def kmers(sequence: str, sizes: tuple[int, ...] = (4, 5, 6)) -> Counter:
     """k-mer counts over both strands (a site may be planted either way round)."""
-    strands = (sequence, sequence.translate(_COMPLEMENT)[::-1])
+    strands = (sequence, reverse_complement(sequence))
     return Counter(s[i:i + k] for s in strands for k in sizes for i in range(len(s) - k + 1))
 
 
@@ -270,9 +270,12 @@ def tf_class_kmer(train: pd.DataFrame, test: pd.DataFrame, C: float = 0.3,
     from sklearn.pipeline import make_pipeline
 
     tr, te = _only(train, "tf_binding").to_dict("records"), _only(test, "tf_binding")
-    names = {n: c for r in tr for n, c in _tf_classes(r).items()}
-    windows = [(kmers(m.group(1)), json.loads(r["evidence"])["tf_class"])
-               for r in tr if (m := _DNA.search(r["prompt"]))]
+    names, windows = {}, []
+    for r in tr:
+        classes = _tf_classes(r)
+        names.update(classes)
+        if window := window_of(r["prompt"]):
+            windows.append((kmers(window), classes[r["answer"]]))
     if not len(te) or len({c for _, c in windows}) < 2 or len(set(names.values())) < 2:
         return _family_predictions(test, "tf_binding", [None] * len(te))
     by_window = make_pipeline(DictVectorizer(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
@@ -286,12 +289,12 @@ def tf_class_kmer(train: pd.DataFrame, test: pd.DataFrame, C: float = 0.3,
     window_col = [list(by_window.classes_).index(c) for c in shared]
     picks = []
     for r, o in zip(te.to_dict("records"), options_of(train, te)):
-        m = _DNA.search(r["prompt"])
-        if not o.scorable or r["answer_type"] != "multiple_choice" or not m:
+        window = window_of(r["prompt"])
+        if not o.scorable or r["answer_type"] != "multiple_choice" or not window:
             picks.append(None)
             continue
-        window = by_window.predict_proba([kmers(m.group(1))])[0][window_col]
-        by_option = by_name.predict_proba(list(r["choices"]))[:, name_col] @ window
+        by_class = by_window.predict_proba([kmers(window)])[0][window_col]
+        by_option = by_name.predict_proba(list(r["choices"]))[:, name_col] @ by_class
         picks.append(o.options[int(np.argmax(by_option))])
     return _family_predictions(test, "tf_binding", picks)
 
